@@ -1,0 +1,391 @@
+// The registry: model-specific cache locations and the cache-directory
+// setting, kept in one SQLite database shared by every process that opens it.
+//
+// A Registry owns one connection, opened lazily on first use and reopened
+// after fork() in the child. Every member is safe to call from several threads
+// (calls are serialised). Reads of a registry file that does not exist yet
+// answer as an empty registry and create nothing; the first write creates the
+// file and its parent directories.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tfimm/errors.hpp"
+
+namespace tfimm {
+
+// Version of this library, "MAJOR.MINOR.PATCH".
+const char* version() noexcept;
+
+// Newest registry schema version this build knows (the number of the last
+// migration embedded in it).
+int schema_version() noexcept;
+
+// ---------------------------------------------------------------------------
+// Where the registry file lives.
+
+enum class RegistrySource {
+  Explicit,      // a file given to Registry or --registry
+  EnvRegistry,   // $TFIMM_REGISTRY
+  XdgStateHome,  // $XDG_STATE_HOME/tfimm/registry.db
+  Default,       // ~/.local/state/tfimm/registry.db
+};
+
+struct RegistryLocation {
+  std::string path;  // absolute, normalised
+  RegistrySource source;
+};
+
+// The registry file used when none is given: $TFIMM_REGISTRY, else
+// $XDG_STATE_HOME/tfimm/registry.db, else ~/.local/state/tfimm/registry.db.
+// A variable set to the empty string counts as unset. Reads the environment
+// only; touches no file. Throws InvalidPath when no home directory is known.
+RegistryLocation default_registry_location();
+
+// Short human description: "--registry", "$TFIMM_REGISTRY", ...
+std::string describe(RegistrySource source);
+
+// ---------------------------------------------------------------------------
+// Where the cache directory comes from, highest precedence first.
+
+enum class DirSource {
+  Override,         // set_dir_override() in this process
+  RegistrySetting,  // Registry::set_dir(), stored in the registry
+  TfimmHome,        // $TFIMM_HOME
+  XdgCacheHome,     // $XDG_CACHE_HOME/tfimm
+  Default,          // ~/.cache/tfimm
+};
+
+// Short human description: "process override", "registry setting",
+// "$TFIMM_HOME", "$XDG_CACHE_HOME", "default".
+std::string describe(DirSource source);
+
+struct DirLayer {
+  DirSource source;
+  std::optional<std::string> path;  // normalised value, or empty if not set
+};
+
+struct CacheDir {
+  std::string path;  // the directory get_dir() returns
+  DirSource source;  // which layer gave it
+  // Every layer in precedence order, set or not: what the winner shadows.
+  std::vector<DirLayer> layers;
+};
+
+// Process-local override of the cache directory, highest precedence, for
+// every Registry in this process and for no other process. The path is
+// normalised (see normalize_path); throws InvalidPath. Thread-safe.
+void set_dir_override(const std::string& path);
+void clear_dir_override() noexcept;
+std::optional<std::string> dir_override();
+
+// ---------------------------------------------------------------------------
+// Records.
+
+// Milliseconds since the Unix epoch.
+using Timestamp = std::int64_t;
+
+struct Entry {
+  std::string name;
+  std::string path;
+  Timestamp created_at = 0;
+  Timestamp updated_at = 0;
+  bool locked = false;
+  std::string lock_reason;
+  // When an audit or prune first found the path missing; empty while found.
+  std::optional<Timestamp> missing_since;
+};
+
+enum class ResolveSource {
+  Entry,     // the model-specific entry
+  CacheDir,  // <cache dir>/<name>
+  None,      // nothing: the model is not cached
+};
+
+struct Resolution {
+  std::string name;
+  std::optional<std::string> path;  // what cached_model_path() returns
+  ResolveSource source = ResolveSource::None;
+  bool exists = false;         // whether `path` exists now
+  std::optional<Entry> entry;  // the model-specific entry, if any
+  CacheDir cache_dir;          // the cache directory and its origin
+  std::string fallback_path;   // <cache dir>/<name>
+  bool fallback_exists = false;
+};
+
+// State of one path on disk, as an audit sees it.
+enum class PathStatus {
+  Ok,             // exists (following symlinks)
+  Missing,        // does not exist
+  DanglingLink,   // a symlink whose target does not exist
+  NotAccessible,  // cannot be checked: permission denied on a parent
+  NotADirectory,  // a parent component is a file
+  Error,          // another error (I/O, too many symlink levels, ...)
+};
+
+// "ok", "missing", "dangling_link", "not_accessible", "not_a_directory",
+// "error": the spelling used in JSON output.
+std::string to_string(PathStatus status);
+
+// Checks one path without changing anything. `detail` gets the system's
+// message for NotAccessible and Error, and the link target for symlinks.
+PathStatus check_path(const std::string& path, std::string* detail = nullptr);
+
+// A path that certainly no longer exists, so that prune may forget its
+// entry: Missing, DanglingLink or NotADirectory.
+bool is_stale(PathStatus status) noexcept;
+
+struct AuditItem {
+  Entry entry;
+  PathStatus status = PathStatus::Ok;
+  bool is_symlink = false;  // the registered path itself is a symlink
+  std::string detail;
+};
+
+struct AuditReport {
+  std::vector<AuditItem> items;  // sorted by name
+  CacheDir cache_dir;
+  PathStatus cache_dir_status = PathStatus::Ok;
+  // False when the registry could not record missing-since times (read-only).
+  bool recorded = true;
+  std::size_t count(PathStatus status) const;
+  std::size_t stale() const;  // entries whose path is missing or dangling
+};
+
+struct AuditOptions {
+  // Paths checked at once; 0 picks a default. Network shares answer slowly,
+  // so checks run in parallel.
+  unsigned threads = 0;
+  // Called from the calling thread as checks complete: (done, total).
+  std::function<void(std::size_t, std::size_t)> progress;
+};
+
+struct PruneOptions {
+  bool dry_run = false;
+  // Forget only entries continuously missing for at least this long.
+  std::chrono::milliseconds expire{0};
+  AuditOptions audit;
+};
+
+struct PruneItem {
+  Entry entry;
+  PathStatus status = PathStatus::Missing;
+};
+
+struct PruneReport {
+  std::vector<PruneItem> removed;      // forgotten (or, dry run, to forget)
+  std::vector<PruneItem> kept_locked;  // stale but locked
+  std::vector<PruneItem> kept_young;   // stale, but not missing long enough
+  std::size_t checked = 0;
+  bool dry_run = false;
+};
+
+// One change, as recorded in the history.
+struct HistoryRecord {
+  std::int64_t id = 0;
+  Timestamp at = 0;
+  std::string action;  // set, clear, set_dir, unset_dir, lock, unlock, prune, import
+  std::string name;    // model name; empty for cache-dir changes
+  std::optional<std::string> old_path;
+  std::optional<std::string> new_path;
+  std::string user;
+  std::string host;
+  std::int64_t pid = 0;
+};
+
+// A backup of the registry's contents (see transfer.hpp for the JSON form).
+struct Snapshot {
+  struct Model {
+    std::string name;
+    std::string path;
+    bool locked = false;
+    std::string lock_reason;
+  };
+  std::vector<Model> models;
+  std::optional<std::string> cache_dir;
+};
+
+struct ImportOptions {
+  bool replace = false;  // make the registry equal to the snapshot
+  // Path prefix rewrites applied to every imported path, first match wins:
+  // {"/old/disk", "/new/disk"} moves "/old/disk/x" to "/new/disk/x".
+  std::vector<std::pair<std::string, std::string>> rewrites;
+  bool dry_run = false;
+};
+
+struct ImportReport {
+  std::size_t added = 0;
+  std::size_t changed = 0;
+  std::size_t unchanged = 0;
+  std::size_t removed = 0;  // with replace
+  bool cache_dir_changed = false;
+};
+
+struct MigrationStatus {
+  std::string path;
+  bool exists = false;
+  int current = 0;                                 // PRAGMA user_version of the file; 0 for none
+  int latest = 0;                                  // schema_version()
+  std::vector<std::pair<int, Timestamp>> applied;  // version, when
+  std::vector<int> pending;
+};
+
+struct Diagnosis {
+  std::string path;
+  bool exists = false;
+  int schema = 0;
+  std::string integrity;     // "ok" or SQLite's first complaint
+  std::string journal_mode;  // "wal", or "delete" on a network file system
+  std::string file_mode;     // e.g. "0644"
+  std::string owner;         // user:group
+  bool network_fs = false;
+  std::string fs_type;  // e.g. "ext4", "nfs"
+  std::size_t entries = 0;
+  CacheDir cache_dir;
+  PathStatus cache_dir_status = PathStatus::Ok;
+  std::vector<std::string> warnings;
+};
+
+struct RegistryOptions {
+  // How long a call waits for another process's write lock before it throws
+  // RegistryBusy.
+  std::chrono::milliseconds busy_timeout{5000};
+};
+
+// ---------------------------------------------------------------------------
+
+class Transaction;
+
+class Registry {
+ public:
+  // The default registry file (see default_registry_location()).
+  explicit Registry(RegistryOptions options = {});
+  // An explicit file; "~" and relative paths are normalised.
+  explicit Registry(const std::string& path, RegistryOptions options = {});
+  ~Registry();
+  Registry(Registry&&) noexcept;
+  Registry& operator=(Registry&&) noexcept;
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // The registry file and why it was chosen. Touches nothing.
+  const RegistryLocation& location() const noexcept;
+  const std::string& path() const noexcept;
+
+  // -- the cache directory ---------------------------------------------------
+
+  // The cache directory by precedence: process override, registry setting,
+  // $TFIMM_HOME, $XDG_CACHE_HOME/tfimm, ~/.cache/tfimm. Reads the registry.
+  std::string get_dir();
+  // The same, with the layer that won and those it shadows.
+  CacheDir cache_dir();
+  // Stores `path` (normalised) as the cache directory for every process.
+  // Throws InvalidPath, RegistryError. Durable when it returns.
+  void set_dir(const std::string& path);
+  // Removes the stored setting so precedence falls back to the environment.
+  // No error when none is stored.
+  void unset_dir();
+  // The stored setting, if any.
+  std::optional<std::string> stored_dir();
+
+  // -- model-specific entries ------------------------------------------------
+
+  // Registers `path` (normalised) for `name`, replacing any previous path.
+  // Throws InvalidName, InvalidPath, RegistryError; on a throw nothing
+  // changed. Durable when it returns.
+  void set_model_cache(const std::string& name, const std::string& path);
+  // Forgets the entry for `name`; no error when there is none. Never touches
+  // files. Returns whether an entry was removed. Throws InvalidName.
+  bool clear_model_cache(const std::string& name);
+  // Names of the model-specific entries, sorted. Never scans the cache dir.
+  std::vector<std::string> list_cached_models();
+  // Full entries, sorted by name.
+  std::vector<Entry> entries();
+  // The entry for `name`, or nothing. Throws InvalidName.
+  std::optional<Entry> entry(const std::string& name);
+  // The model-specific path as registered, else <cache dir>/<name> if that
+  // exists, else nothing. Throws InvalidName.
+  std::optional<std::string> cached_model_path(const std::string& name);
+  // The same answer with its source and what it shadowed.
+  Resolution resolve(const std::string& name);
+
+  // Applies every operation in `body` all-or-nothing: an exception thrown
+  // inside rolls all of them back and propagates; no other process ever sees
+  // part of it. Operations are validated as they are called.
+  void transaction(const std::function<void(Transaction&)>& body);
+
+  // -- administration --------------------------------------------------------
+
+  // Marks an entry so prune never forgets it. Throws UnknownModel.
+  void lock(const std::string& name, const std::string& reason = {});
+  // Throws UnknownModel. Returns whether it was locked.
+  bool unlock(const std::string& name);
+
+  // Checks every registered path (in parallel) and the cache directory,
+  // and records when each path was first found missing (cleared when found
+  // again). Never changes or deletes files.
+  AuditReport audit(const AuditOptions& options = {});
+
+  // Forgets entries whose path is missing or a dangling link, unless locked
+  // or, with `expire`, missing for less than that. One transaction; an entry
+  // re-registered after the check is kept. Never deletes files.
+  PruneReport prune(const PruneOptions& options = {});
+
+  // Changes, newest first; only those of `name` when given; at most `limit`
+  // (0: all).
+  std::vector<HistoryRecord> history(const std::optional<std::string>& name = {},
+                                     std::size_t limit = 0);
+
+  // The whole registry contents.
+  Snapshot snapshot();
+  // Checks every record of `snapshot` first (names, paths, duplicates), then
+  // applies all of it in one transaction or nothing. Throws InvalidInput
+  // naming the first bad record.
+  ImportReport import(const Snapshot& snapshot, const ImportOptions& options = {});
+
+  // Integrity check and facts for `tfimm-cache doctor`. Reads only.
+  Diagnosis diagnose();
+
+ private:
+  friend class Transaction;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Operations inside Registry::transaction(). Same contracts as the Registry
+// members of the same names. Valid only inside the body.
+class Transaction {
+ public:
+  void set_model_cache(const std::string& name, const std::string& path);
+  bool clear_model_cache(const std::string& name);
+  void set_dir(const std::string& path);
+  void unset_dir();
+  std::optional<std::string> cached_model_path(const std::string& name);
+  std::vector<std::string> list_cached_models();
+
+ private:
+  friend class Registry;
+  explicit Transaction(Registry::Impl& impl) : impl_(impl) {}
+  Registry::Impl& impl_;
+};
+
+// Schema state of a registry file without changing it. Throws RegistryError
+// for a file that is not a registry.
+MigrationStatus migration_status(const std::string& path);
+
+// Whether the file system holding `path` (or its nearest existing parent) is
+// a network file system (NFS, CIFS/SMB, Lustre, Ceph, GPFS, 9p, AFS, ...),
+// where SQLite's WAL and POSIX locks are unsafe. $TFIMM_NETWORK_FS=1 or 0
+// overrides the detection. `fs_type` gets the file system's name.
+bool on_network_fs(const std::string& path, std::string* fs_type = nullptr);
+
+// Parses a duration like "30s", "15m", "12h", "7d", "2w". Throws InvalidInput.
+std::chrono::milliseconds parse_duration(const std::string& text);
+
+}  // namespace tfimm

@@ -1,0 +1,196 @@
+// Audit and prune: check every registered path, record since when paths are
+// missing, and forget stale entries.
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <thread>
+
+#include "dirs.hpp"
+#include "fs.hpp"
+#include "registry_impl.hpp"
+
+namespace tfimm {
+namespace {
+
+using Lock = std::lock_guard<std::recursive_mutex>;
+
+unsigned pick_threads(unsigned wanted, std::size_t items) {
+  // Checks mostly wait on the file system (slow network shares), not on the
+  // CPU, so more threads than cores pay off.
+  unsigned n = wanted != 0 ? wanted : 16;
+  return static_cast<unsigned>(std::max<std::size_t>(1, std::min<std::size_t>(n, items)));
+}
+
+// Checks every entry's path in parallel; reports progress from this thread.
+std::vector<AuditItem> check_all(std::vector<Entry> entries, const AuditOptions& options) {
+  std::vector<AuditItem> items(entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) items[i].entry = std::move(entries[i]);
+  const std::size_t total = items.size();
+  if (total == 0) return items;
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::size_t> done{0};
+  std::mutex m;
+  std::condition_variable cv;
+  const auto work = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < total;) {
+      auto check = detail::inspect_path(items[i].entry.path);
+      items[i].status = check.status;
+      items[i].is_symlink = check.is_symlink;
+      items[i].detail = std::move(check.detail);
+      if (done.fetch_add(1) + 1 == total) {
+        std::lock_guard<std::mutex> lock(m);
+        cv.notify_all();
+      }
+    }
+  };
+  const unsigned n = pick_threads(options.threads, total);
+  std::vector<std::thread> workers;
+  for (unsigned t = 1; t < n; ++t) workers.emplace_back(work);
+  if (!options.progress) {
+    work();
+  } else {
+    std::size_t reported = static_cast<std::size_t>(-1);
+    std::unique_lock<std::mutex> lock(m);
+    while (true) {
+      const std::size_t now = done.load();
+      if (now != reported) {
+        options.progress(now, total);
+        reported = now;
+      }
+      if (now == total) break;
+      if (n == 1) {
+        lock.unlock();
+        work();
+        lock.lock();
+      } else {
+        cv.wait_for(lock, std::chrono::milliseconds(100));
+      }
+    }
+  }
+  for (auto& w : workers) w.join();
+  return items;
+}
+
+}  // namespace
+
+std::size_t AuditReport::count(PathStatus status) const {
+  return static_cast<std::size_t>(std::count_if(
+      items.begin(), items.end(), [&](const AuditItem& i) { return i.status == status; }));
+}
+
+std::size_t AuditReport::stale() const {
+  return static_cast<std::size_t>(std::count_if(
+      items.begin(), items.end(), [](const AuditItem& i) { return is_stale(i.status); }));
+}
+
+AuditReport Registry::audit(const AuditOptions& options) {
+  Lock lock(impl_->mutex);
+  AuditReport report;
+  std::vector<Entry> entries;
+  std::optional<std::string> stored;
+  impl_->store.read([&] {
+    entries = impl_->store.models();
+    stored = impl_->store.setting(detail::kCacheDirKey);
+  });
+  report.cache_dir = detail::resolve_cache_dir(stored);
+  report.cache_dir_status = check_path(report.cache_dir.path);
+  report.items = check_all(std::move(entries), options);
+
+  // Record since when each path is missing; clear it for paths found again.
+  const auto now = detail::now_ms();
+  bool needed = false;
+  for (const auto& item : report.items) {
+    needed |= is_stale(item.status)
+                  ? !item.entry.missing_since.has_value()
+                  : item.entry.missing_since.has_value() && item.status == PathStatus::Ok;
+  }
+  if (!needed) return report;
+  try {
+    impl_->store.write([&] {
+      for (auto& item : report.items) {
+        auto& e = item.entry;
+        if (is_stale(item.status) && !e.missing_since) {
+          impl_->store.mark_missing(e.name, e.path, e.updated_at, now);
+          e.missing_since = now;
+        } else if (item.status == PathStatus::Ok && e.missing_since) {
+          impl_->store.mark_missing(e.name, e.path, e.updated_at, std::nullopt);
+          e.missing_since.reset();
+        }
+      }
+    });
+  } catch (const RegistryReadOnly&) {
+    report.recorded = false;
+    for (auto& item : report.items) {
+      if (is_stale(item.status) && !item.entry.missing_since) item.entry.missing_since = now;
+    }
+  }
+  return report;
+}
+
+PruneReport Registry::prune(const PruneOptions& options) {
+  Lock lock(impl_->mutex);
+  PruneReport report;
+  report.dry_run = options.dry_run;
+  std::vector<Entry> entries;
+  impl_->store.read([&] { entries = impl_->store.models(); });
+  const auto items = check_all(std::move(entries), options.audit);
+  report.checked = items.size();
+  const auto now = detail::now_ms();
+  const auto expire = static_cast<Timestamp>(options.expire.count());
+
+  // Decides one stale entry as it is now; returns true when it is to go.
+  const auto decide = [&](const Entry& current, PathStatus status) {
+    const Timestamp since = current.missing_since.value_or(now);
+    PruneItem item{current, status};
+    item.entry.missing_since = since;
+    if (current.locked) {
+      report.kept_locked.push_back(std::move(item));
+      return false;
+    }
+    if (now - since < expire) {
+      report.kept_young.push_back(std::move(item));
+      return false;
+    }
+    report.removed.push_back(std::move(item));
+    return true;
+  };
+
+  if (options.dry_run) {
+    for (const auto& item : items) {
+      if (is_stale(item.status)) decide(item.entry, item.status);
+    }
+    return report;
+  }
+  bool any = false;
+  for (const auto& item : items) {
+    any |= is_stale(item.status) || (item.status == PathStatus::Ok && item.entry.missing_since);
+  }
+  if (!any) return report;
+  impl_->store.write([&] {
+    for (const auto& item : items) {
+      const auto& seen = item.entry;
+      if (!is_stale(item.status)) {
+        if (item.status == PathStatus::Ok && seen.missing_since) {
+          impl_->store.mark_missing(seen.name, seen.path, seen.updated_at, std::nullopt);
+        }
+        continue;
+      }
+      // Re-read inside the transaction: an entry re-registered or changed
+      // after the check is left alone.
+      auto current = impl_->store.model(seen.name);
+      if (!current || current->path != seen.path || current->updated_at != seen.updated_at) {
+        continue;
+      }
+      if (!current->missing_since) {
+        impl_->store.mark_missing(seen.name, seen.path, seen.updated_at, now);
+      }
+      if (decide(*current, item.status)) {
+        impl_->store.delete_model(seen.name);
+        impl_->store.add_history("prune", seen.name, seen.path, std::nullopt, now);
+      }
+    }
+  });
+  return report;
+}
+
+}  // namespace tfimm

@@ -1,0 +1,298 @@
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+
+#include "dirs.hpp"
+#include "fs.hpp"
+#include "registry_impl.hpp"
+#include "tfimm/names.hpp"
+#include "tfimm/paths.hpp"
+
+namespace tfimm {
+
+using Lock = std::lock_guard<std::recursive_mutex>;
+
+const char* version() noexcept { return TFIMM_VERSION; }
+
+// -- Impl: operations inside a write transaction ------------------------------
+
+void Registry::Impl::set_model(const std::string& name, const std::string& normal_path) {
+  const auto now = detail::now_ms();
+  auto old = store.model_path(name);
+  store.upsert_model(name, normal_path, now);
+  store.add_history("set", name, old, normal_path, now);
+}
+
+bool Registry::Impl::clear_model(const std::string& name) {
+  auto old = store.model_path(name);
+  if (!old) return false;
+  store.delete_model(name);
+  store.add_history("clear", name, old, std::nullopt, detail::now_ms());
+  return true;
+}
+
+void Registry::Impl::set_dir(const std::string& normal_path) {
+  auto old = store.setting(detail::kCacheDirKey);
+  store.put_setting(detail::kCacheDirKey, normal_path);
+  store.add_history("set_dir", "", old, normal_path, detail::now_ms());
+}
+
+void Registry::Impl::unset_dir() {
+  auto old = store.setting(detail::kCacheDirKey);
+  if (!old) return;
+  store.delete_setting(detail::kCacheDirKey);
+  store.add_history("unset_dir", "", old, std::nullopt, detail::now_ms());
+}
+
+std::optional<std::string> Registry::Impl::stored_dir() {
+  if (!store.open(false)) return std::nullopt;
+  return store.setting(detail::kCacheDirKey);
+}
+
+std::optional<std::string> Registry::Impl::model_path(const std::string& name) {
+  if (!store.open(false)) return std::nullopt;
+  return store.model_path(name);
+}
+
+// -- Registry -----------------------------------------------------------------
+
+Registry::Registry(RegistryOptions options)
+    : impl_(std::make_unique<Impl>(default_registry_location(), options)) {}
+
+Registry::Registry(const std::string& path, RegistryOptions options)
+    : impl_(std::make_unique<Impl>(RegistryLocation{normalize_path(path), RegistrySource::Explicit},
+                                   options)) {}
+
+Registry::~Registry() = default;
+Registry::Registry(Registry&&) noexcept = default;
+Registry& Registry::operator=(Registry&&) noexcept = default;
+
+const RegistryLocation& Registry::location() const noexcept { return impl_->location; }
+const std::string& Registry::path() const noexcept { return impl_->location.path; }
+
+std::string Registry::get_dir() { return cache_dir().path; }
+
+CacheDir Registry::cache_dir() {
+  Lock lock(impl_->mutex);
+  return detail::resolve_cache_dir(impl_->stored_dir());
+}
+
+void Registry::set_dir(const std::string& path) {
+  const auto normal = normalize_path(path);
+  Lock lock(impl_->mutex);
+  impl_->store.write([&] { impl_->set_dir(normal); });
+}
+
+void Registry::unset_dir() {
+  Lock lock(impl_->mutex);
+  if (!impl_->store.open(false)) return;  // nothing stored, nothing to create
+  impl_->store.write([&] { impl_->unset_dir(); });
+}
+
+std::optional<std::string> Registry::stored_dir() {
+  Lock lock(impl_->mutex);
+  return impl_->stored_dir();
+}
+
+void Registry::set_model_cache(const std::string& name, const std::string& path) {
+  check_name(name);
+  const auto normal = normalize_path(path);
+  Lock lock(impl_->mutex);
+  impl_->store.write([&] { impl_->set_model(name, normal); });
+}
+
+bool Registry::clear_model_cache(const std::string& name) {
+  check_name(name);
+  Lock lock(impl_->mutex);
+  if (!impl_->store.open(false)) return false;
+  bool removed = false;
+  impl_->store.write([&] { removed = impl_->clear_model(name); });
+  return removed;
+}
+
+std::vector<std::string> Registry::list_cached_models() {
+  Lock lock(impl_->mutex);
+  if (!impl_->store.open(false)) return {};
+  return impl_->store.model_names();
+}
+
+std::vector<Entry> Registry::entries() {
+  Lock lock(impl_->mutex);
+  if (!impl_->store.open(false)) return {};
+  return impl_->store.models();
+}
+
+std::optional<Entry> Registry::entry(const std::string& name) {
+  check_name(name);
+  Lock lock(impl_->mutex);
+  if (!impl_->store.open(false)) return std::nullopt;
+  return impl_->store.model(name);
+}
+
+std::optional<std::string> Registry::cached_model_path(const std::string& name) {
+  check_name(name);
+  Lock lock(impl_->mutex);
+  if (auto registered = impl_->model_path(name)) return registered;
+  auto fallback = join_path(cache_dir().path, name);
+  struct stat st {};
+  if (::stat(fallback.c_str(), &st) == 0) return fallback;
+  return std::nullopt;
+}
+
+Resolution Registry::resolve(const std::string& name) {
+  check_name(name);
+  Lock lock(impl_->mutex);
+  Resolution r;
+  r.name = name;
+  std::optional<std::string> stored;
+  impl_->store.read([&] {
+    r.entry = impl_->store.model(name);
+    stored = impl_->store.setting(detail::kCacheDirKey);
+  });
+  r.cache_dir = detail::resolve_cache_dir(stored);
+  r.fallback_path = join_path(r.cache_dir.path, name);
+  struct stat st {};
+  r.fallback_exists = ::stat(r.fallback_path.c_str(), &st) == 0;
+  if (r.entry) {
+    r.path = r.entry->path;
+    r.source = ResolveSource::Entry;
+    r.exists = ::stat(r.entry->path.c_str(), &st) == 0;
+  } else if (r.fallback_exists) {
+    r.path = r.fallback_path;
+    r.source = ResolveSource::CacheDir;
+    r.exists = true;
+  }
+  return r;
+}
+
+void Registry::transaction(const std::function<void(Transaction&)>& body) {
+  Lock lock(impl_->mutex);
+  impl_->store.write([&] {
+    Transaction tx(*impl_);
+    body(tx);
+  });
+}
+
+void Registry::lock(const std::string& name, const std::string& reason) {
+  check_name(name);
+  Lock guard(impl_->mutex);
+  const auto missing = [&] {
+    return UnknownModel("cannot lock " + name + ": no entry named " + name + " in registry " +
+                        path() + "; register it first with `set`");
+  };
+  if (!impl_->store.open(false)) throw missing();
+  impl_->store.write([&] {
+    auto current = impl_->store.model(name);
+    if (!current) throw missing();
+    impl_->store.set_lock(name, true, reason);
+    impl_->store.add_history("lock", name, current->path, current->path, detail::now_ms());
+  });
+}
+
+bool Registry::unlock(const std::string& name) {
+  check_name(name);
+  Lock guard(impl_->mutex);
+  const auto missing = [&] {
+    return UnknownModel("cannot unlock " + name + ": no entry named " + name + " in registry " +
+                        path());
+  };
+  if (!impl_->store.open(false)) throw missing();
+  bool was_locked = false;
+  impl_->store.write([&] {
+    auto current = impl_->store.model(name);
+    if (!current) throw missing();
+    was_locked = current->locked;
+    if (!was_locked) return;
+    impl_->store.set_lock(name, false, "");
+    impl_->store.add_history("unlock", name, current->path, current->path, detail::now_ms());
+  });
+  return was_locked;
+}
+
+std::vector<HistoryRecord> Registry::history(const std::optional<std::string>& name,
+                                             std::size_t limit) {
+  if (name) check_name(*name);
+  Lock lock(impl_->mutex);
+  if (!impl_->store.open(false)) return {};
+  return impl_->store.history(name, limit);
+}
+
+Diagnosis Registry::diagnose() {
+  Lock lock(impl_->mutex);
+  Diagnosis d;
+  d.path = path();
+  struct stat st {};
+  d.exists = ::stat(d.path.c_str(), &st) == 0;
+  d.network_fs = on_network_fs(d.path, &d.fs_type);
+  if (d.exists) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+    d.file_mode = mode;
+    const passwd* pw = ::getpwuid(st.st_uid);
+    const group* gr = ::getgrgid(st.st_gid);
+    d.owner = (pw ? pw->pw_name : std::to_string(st.st_uid)) + ":" +
+              (gr ? gr->gr_name : std::to_string(st.st_gid));
+    if ((st.st_mode & S_IWOTH) != 0) {
+      d.warnings.push_back("the registry file is writable by every user (mode " + d.file_mode +
+                           "); anyone can change where models are loaded from");
+    }
+  }
+  std::optional<std::string> stored;
+  if (impl_->store.open(false)) {
+    d.integrity = impl_->store.integrity_check();
+    d.schema = impl_->store.user_version();
+    d.journal_mode = impl_->store.journal_mode();
+    d.entries = impl_->store.model_count();
+    stored = impl_->store.setting(detail::kCacheDirKey);
+    if (d.integrity != "ok") d.warnings.push_back("integrity check failed: " + d.integrity);
+  } else {
+    d.integrity = "ok";
+    d.warnings.push_back("the registry does not exist yet; it is created by the first write");
+  }
+  if (d.network_fs) {
+    d.warnings.push_back("the registry is on a network file system (" + d.fs_type +
+                         "): it uses SQLite's rollback journal instead of WAL, and is only as "
+                         "safe as that file system's locks; prefer a local disk");
+  }
+  d.cache_dir = detail::resolve_cache_dir(stored);
+  d.cache_dir_status = check_path(d.cache_dir.path);
+  if (d.cache_dir_status != PathStatus::Ok) {
+    d.warnings.push_back("the cache directory " + d.cache_dir.path + " is " +
+                         to_string(d.cache_dir_status));
+  }
+  return d;
+}
+
+// -- Transaction --------------------------------------------------------------
+
+void Transaction::set_model_cache(const std::string& name, const std::string& path) {
+  check_name(name);
+  impl_.set_model(name, normalize_path(path));
+}
+
+bool Transaction::clear_model_cache(const std::string& name) {
+  check_name(name);
+  return impl_.clear_model(name);
+}
+
+void Transaction::set_dir(const std::string& path) { impl_.set_dir(normalize_path(path)); }
+
+void Transaction::unset_dir() { impl_.unset_dir(); }
+
+std::optional<std::string> Transaction::cached_model_path(const std::string& name) {
+  check_name(name);
+  if (auto registered = impl_.store.model_path(name)) return registered;
+  auto fallback =
+      join_path(detail::resolve_cache_dir(impl_.store.setting(detail::kCacheDirKey)).path, name);
+  struct stat st {};
+  if (::stat(fallback.c_str(), &st) == 0) return fallback;
+  return std::nullopt;
+}
+
+std::vector<std::string> Transaction::list_cached_models() { return impl_.store.model_names(); }
+
+MigrationStatus migration_status(const std::string& path) {
+  return detail::inspect_migrations(normalize_path(path));
+}
+
+}  // namespace tfimm

@@ -1,0 +1,105 @@
+// The storage layer: the only place that speaks SQL. The domain code in
+// registry.cpp and audit.cpp asks it for rows and changes; a server database
+// could later stand behind the same interface.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tfimm/registry.hpp"
+
+namespace tfimm::detail {
+
+// PRAGMA application_id of a tfimm-cache registry: "tfim" in ASCII.
+inline constexpr std::int32_t kApplicationId = 0x7466696D;
+
+// Who made a change, for the history.
+struct Actor {
+  std::string user;
+  std::string host;
+  std::int64_t pid = 0;
+};
+Actor current_actor();
+
+class Store {
+ public:
+  Store(std::string path, std::chrono::milliseconds busy_timeout);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& path() const noexcept { return path_; }
+
+  // Opens the connection if needed (after fork() in a child, a new one) and
+  // migrates the schema. Returns false, creating nothing, when the file does
+  // not exist and `create` is false. Throws RegistryError kinds.
+  bool open(bool create);
+
+  // Runs `body` in a read transaction (one consistent snapshot). Returns
+  // false without running it when the registry does not exist.
+  bool read(const std::function<void()>& body);
+
+  // Runs `body` in a write transaction begun IMMEDIATE, creating the registry
+  // if needed. Commits unless `body` throws or `commit` is false (then rolls
+  // back). Nested calls join the outer transaction.
+  void write(const std::function<void()>& body, bool commit = true);
+
+  // -- reads (inside read() or write()) --
+  std::optional<std::string> model_path(const std::string& name);
+  std::optional<Entry> model(const std::string& name);
+  std::vector<Entry> models();
+  std::vector<std::string> model_names();
+  std::optional<std::string> setting(const std::string& key);
+  std::vector<HistoryRecord> history(const std::optional<std::string>& name, std::size_t limit);
+  std::size_t model_count();
+
+  // -- writes (inside write()) --
+  // Inserts or replaces; keeps created_at and the lock; clears missing_since.
+  void upsert_model(const std::string& name, const std::string& path, Timestamp now);
+  bool delete_model(const std::string& name);
+  void set_lock(const std::string& name, bool locked, const std::string& reason);
+  // Sets missing_since to `now` unless already set, for the row still at
+  // `path` with `updated_at`; or clears it (now = nullopt).
+  void mark_missing(const std::string& name, const std::string& path, Timestamp updated_at,
+                    std::optional<Timestamp> now);
+  void put_setting(const std::string& key, const std::string& value);
+  bool delete_setting(const std::string& key);
+  void add_history(const std::string& action, const std::string& name,
+                   const std::optional<std::string>& old_path,
+                   const std::optional<std::string>& new_path, Timestamp now);
+
+  // -- facts --
+  int user_version();
+  std::string journal_mode();
+  std::string integrity_check();
+  bool network_fs() const noexcept { return network_fs_; }
+  const std::string& fs_type() const noexcept { return fs_type_; }
+
+ private:
+  struct Connection;
+  Connection& conn();
+  void migrate(Connection& c);
+  void check_identity();
+  [[noreturn]] void fail(const std::exception& error, const char* operation);
+
+  std::string path_;
+  std::chrono::milliseconds busy_timeout_;
+  std::unique_ptr<Connection> conn_;
+  pid_t owner_pid_ = 0;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
+  int depth_ = 0;  // write() nesting
+  bool network_fs_ = false;
+  std::string fs_type_;
+};
+
+// Reads the schema state of `path` without changing it.
+MigrationStatus inspect_migrations(const std::string& path);
+
+}  // namespace tfimm::detail

@@ -1,0 +1,11 @@
+#!/bin/sh
+# Installs what tfimm-cache needs to build and test on Debian 12.
+set -eu
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends \
+  ca-certificates cmake make g++ pkg-config \
+  libsqlite3-dev libsqlitecpp-dev libboost-filesystem-dev \
+  catch2 libcli11-dev nlohmann-json3-dev libbenchmark-dev sqlite3 "$@"
