@@ -66,7 +66,7 @@ PathCheck inspect_path(const std::string& path) {
   std::string target(4096, '\0');
   const ssize_t n = ::readlink(path.c_str(), target.data(), target.size());
   if (n >= 0) target.resize(static_cast<std::size_t>(n));
-  check.detail = n >= 0 ? "-> " + target : "";
+  check.detail = n >= 0 ? target : "";
   if (::stat(path.c_str(), &st) != 0) {
     const int err = errno;
     check.status = err == ENOENT ? PathStatus::DanglingLink : status_from_errno(err);

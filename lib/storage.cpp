@@ -84,6 +84,14 @@ std::string hex(std::int32_t value) {
   return buf;
 }
 
+NotARegistry foreign_database(const std::string& path, std::int32_t app_id) {
+  return NotARegistry(path, "refusing to use " + path +
+                                ": it is an SQLite database of another application (" +
+                                (app_id != 0 ? "application_id " + hex(app_id)
+                                             : std::string("tables but no registry schema")) +
+                                "); it was left unchanged. Choose another file with --registry");
+}
+
 // Reads the 100-byte SQLite header without opening the file with SQLite, so
 // a file that is not ours is refused before SQLite could touch it.
 Header read_header(const std::string& path) {
@@ -120,11 +128,7 @@ void check_header(const std::string& path) {
                                  "another file with --registry");
   }
   if (h.application_id != 0 && h.application_id != kApplicationId) {
-    throw NotARegistry(path, "refusing to use " + path +
-                                 ": it is another application's SQLite database "
-                                 "(application_id " +
-                                 hex(h.application_id) +
-                                 "); it was left unchanged. Choose another file with --registry");
+    throw foreign_database(path, h.application_id);
   }
   if (h.user_version > schema_version()) {
     throw RegistryTooNew(path,
@@ -282,12 +286,7 @@ void Store::migrate(Connection& c) {
   int version = db.execAndGet("PRAGMA user_version").getInt();
   const int tables = db.execAndGet("SELECT count(*) FROM sqlite_master").getInt();
   if (app_id != kApplicationId && (app_id != 0 || tables > 0)) {
-    throw NotARegistry(path_, "refusing to use " + path_ +
-                                  ": it is an SQLite database of another application (" +
-                                  (app_id != 0 ? "application_id " + hex(app_id)
-                                               : std::string("tables but no registry schema")) +
-                                  "); it was left unchanged. Choose another file with "
-                                  "--registry");
+    throw foreign_database(path_, app_id);
   }
   if (version > schema_version()) {
     throw RegistryTooNew(path_,
@@ -376,7 +375,9 @@ void Store::write(const std::function<void()>& body, bool commit) {
       conn_.reset();
       throw RegistryError(path_, "registry " + path_ +
                                      " was deleted or replaced while this process had it "
-                                     "open; nothing was written. Open the registry again");
+                                     "open; nothing was written. Check what happened to the "
+                                     "file and retry: the next call opens the file now at "
+                                     "that path");
     }
   }
   open(true);
@@ -662,6 +663,11 @@ MigrationStatus inspect_migrations(const std::string& path) {
     try {
       SQLite::Database db(path, SQLite::OPEN_READONLY);
       status.current = db.execAndGet("PRAGMA user_version").getInt();
+      const int app_id = db.execAndGet("PRAGMA application_id").getInt();
+      const int tables = db.execAndGet("SELECT count(*) FROM sqlite_master").getInt();
+      if (app_id != kApplicationId && (app_id != 0 || tables > 0)) {
+        throw foreign_database(path, app_id);
+      }
       if (status.current > 0 && db.tableExists("schema_migrations")) {
         SQLite::Statement q(db,
                             "SELECT version, applied_at FROM schema_migrations ORDER BY version");

@@ -5,7 +5,9 @@
 // after fork() in the child. Every member is safe to call from several threads
 // (calls are serialised). Reads of a registry file that does not exist yet
 // answer as an empty registry and create nothing; the first write creates the
-// file and its parent directories.
+// file and its parent directories. If the file is deleted or replaced while a
+// Registry has it open, nothing is ever written into the old file: the next
+// write throws RegistryError saying so, the next read reopens the path.
 #pragma once
 
 #include <chrono>
@@ -48,7 +50,8 @@ struct RegistryLocation {
 // only; touches no file. Throws InvalidPath when no home directory is known.
 RegistryLocation default_registry_location();
 
-// Short human description: "--registry", "$TFIMM_REGISTRY", ...
+// Short human description: "given explicitly (--registry)", "$TFIMM_REGISTRY",
+// "$XDG_STATE_HOME/tfimm/registry.db", "default (~/.local/state/...)".
 std::string describe(RegistrySource source);
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,170 @@
+// Tests for lib/cache.cpp: tfimm's cache functions on the default registry.
+//
+// The default registry is created once per process, at the location the
+// environment names at first use. So these tests never touch it in the test
+// process: each call runs in a fresh helper process (helper_main.cpp,
+// "default" mode) with the environment of the test.
+#include <unistd.h>
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "testutil.hpp"
+#include "tfimm/registry.hpp"
+
+namespace t = tfimm::test;
+
+namespace {
+
+// Runs the helper on the default registry with the current environment.
+t::ProcessResult run_default(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {TFIMM_TEST_HELPER, "default"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return t::run_process(argv);
+}
+
+// Runs it and requires success; returns stdout.
+std::string ok(const std::vector<std::string>& args) {
+  auto r = run_default(args);
+  INFO("helper default " << args.at(0) << ": stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  return r.out;
+}
+
+}  // namespace
+
+TEST_CASE("set_model_cache then cached_model_path gives the registered path with ~ expanded",
+          "[cache]") {
+  t::TestContext ctx;
+  ctx.env().set("TFIMM_REGISTRY", ctx.path("registry.db"));
+  ok({"set", "resnet18", "~/resnet18_saved"});
+  CHECK(ok({"get", "resnet18"}) == ctx.home() + "/resnet18_saved\n");
+  CHECK(t::exists(ctx.path("registry.db")));
+  // The answer is the registered path, even though nothing is there yet.
+  CHECK_FALSE(t::exists(ctx.home() + "/resnet18_saved"));
+}
+
+TEST_CASE("the default registry file is chosen by the environment of each process", "[cache]") {
+  t::TestContext ctx;
+  SECTION("$TFIMM_REGISTRY") {
+    ctx.env().set("XDG_STATE_HOME", ctx.path("state"));
+    ctx.env().set("TFIMM_REGISTRY", ctx.path("mine/registry.db"));
+    CHECK(ok({"location"}) == ctx.path("mine/registry.db") + "\n");
+    ok({"set", "resnet18", "/w/resnet18"});
+    CHECK(t::exists(ctx.path("mine/registry.db")));
+    CHECK_FALSE(t::exists(ctx.path("state")));
+  }
+  SECTION("$XDG_STATE_HOME/tfimm/registry.db") {
+    ctx.env().set("XDG_STATE_HOME", ctx.path("state"));
+    ok({"set", "resnet18", "/w/resnet18"});
+    CHECK(t::exists(ctx.path("state/tfimm/registry.db")));
+    CHECK_FALSE(t::exists(ctx.home() + "/.local"));
+  }
+  SECTION("~/.local/state/tfimm/registry.db, with empty variables counting as unset") {
+    ctx.env().set("XDG_STATE_HOME", "");
+    ctx.env().set("TFIMM_REGISTRY", "");
+    ok({"set", "resnet18", "/w/resnet18"});
+    CHECK(t::exists(ctx.home() + "/.local/state/tfimm/registry.db"));
+  }
+  // Whichever file it is, the next process finds the entry there.
+  CHECK(ok({"get", "resnet18"}) == "/w/resnet18\n");
+  CHECK(ok({"list"}) == "resnet18\n");
+}
+
+TEST_CASE("reading the default registry before any write creates nothing", "[cache]") {
+  t::TestContext ctx;
+  ctx.env().set("XDG_STATE_HOME", ctx.path("state"));
+  auto r = run_default({"get", "resnet18"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.empty());
+  CHECK(ok({"list"}).empty());
+  CHECK(ok({"get-dir"}) == ctx.home() + "/.cache/tfimm\n");
+  CHECK_FALSE(t::exists(ctx.path("state")));
+}
+
+TEST_CASE("list_cached_models is sorted and clear_model_cache forgets one name", "[cache]") {
+  t::TestContext ctx;
+  ctx.env().set("TFIMM_REGISTRY", ctx.path("registry.db"));
+  t::make_dirs(ctx.path("w/vit"));
+  ok({"set", "vit", ctx.path("w/vit")});
+  ok({"set", "resnet18", "/w/resnet18"});
+  ok({"set", "convnext-tiny", "/w/convnext"});
+  CHECK(ok({"list"}) == "convnext-tiny\nresnet18\nvit\n");
+
+  ok({"clear", "vit"});
+  CHECK(ok({"list"}) == "convnext-tiny\nresnet18\n");
+  CHECK(run_default({"get", "vit"}).exit_code == 1);
+  CHECK(t::exists(ctx.path("w/vit")));  // files are never deleted
+
+  SECTION("clearing a name that was never set is not an error") {
+    ok({"clear", "never-set"});
+    CHECK(ok({"list"}) == "convnext-tiny\nresnet18\n");
+  }
+}
+
+TEST_CASE("cached_model_path falls back to the cache directory when the model is there",
+          "[cache]") {
+  t::TestContext ctx;
+  ctx.env().set("TFIMM_REGISTRY", ctx.path("registry.db"));
+  ctx.env().set("TFIMM_HOME", ctx.path("models"));
+  CHECK(run_default({"get", "vit"}).exit_code == 1);
+  t::make_dirs(ctx.path("models/vit"));
+  CHECK(ok({"get", "vit"}) == ctx.path("models/vit") + "\n");
+  ok({"set", "vit", "/w/vit"});
+  CHECK(ok({"get", "vit"}) == "/w/vit\n");
+}
+
+TEST_CASE("get_dir follows the same precedence on the default registry", "[cache]") {
+  t::TestContext ctx;
+  ctx.env().set("TFIMM_REGISTRY", ctx.path("registry.db"));
+  CHECK(ok({"get-dir"}) == ctx.home() + "/.cache/tfimm\n");
+  CHECK(ok({"dir-source"}) == "default\n");
+
+  ctx.env().set("XDG_CACHE_HOME", ctx.path("xdg"));
+  CHECK(ok({"get-dir"}) == ctx.path("xdg") + "/tfimm\n");
+  CHECK(ok({"dir-source"}) == "$XDG_CACHE_HOME\n");
+
+  ctx.env().set("TFIMM_HOME", "~/tfimm-home");
+  CHECK(ok({"get-dir"}) == ctx.home() + "/tfimm-home\n");
+  CHECK(ok({"dir-source"}) == "$TFIMM_HOME\n");
+
+  ok({"set-dir", "~/shared/cache/"});
+  CHECK(ok({"get-dir"}) == ctx.home() + "/shared/cache\n");
+  CHECK(ok({"dir-source"}) == "registry setting\n");
+
+  ok({"unset-dir"});
+  CHECK(ok({"get-dir"}) == ctx.home() + "/tfimm-home\n");
+  CHECK(ok({"dir-source"}) == "$TFIMM_HOME\n");
+
+  SECTION("the setting is shared with a Registry opened on the same file") {
+    ok({"set-dir", "/srv/cache"});
+    tfimm::Registry reg(ctx.path("registry.db"));
+    CHECK(reg.stored_dir() == "/srv/cache");
+  }
+}
+
+TEST_CASE("errors of the free functions are tfimm errors naming the problem", "[cache]") {
+  t::TestContext ctx;
+  ctx.env().set("TFIMM_REGISTRY", ctx.path("registry.db"));
+  SECTION("a bad name") {
+    auto r = run_default({"set", "../escape", "/w/x"});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("../escape"));
+    CHECK_FALSE(t::exists(ctx.path("registry.db")));
+  }
+  SECTION("an empty path") {
+    auto r = run_default({"set", "resnet18", ""});
+    CHECK(r.exit_code == 2);
+    CHECK_FALSE(t::exists(ctx.path("registry.db")));
+  }
+  SECTION("a default registry that is not a registry") {
+    t::write_file(ctx.path("registry.db"), "not a database, just text\n");
+    auto r = run_default({"get", "resnet18"});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains(ctx.path("registry.db")));
+    CHECK(t::read_file(ctx.path("registry.db")) == "not a database, just text\n");
+  }
+}
