@@ -4,9 +4,10 @@
 
 #include "quote.hpp"
 #include "tfimm/errors.hpp"
+#include "utf8.hpp"
 
 namespace tfimm {
-namespace {
+namespace detail {
 
 // Length of the UTF-8 sequence starting at s[i], or 0 when it is not a
 // valid, shortest-form encoding of a Unicode scalar value.
@@ -36,12 +37,19 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
   const bool overlong =
       (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
   if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  // C1 control characters (U+0080..U+009F) are control characters too.
-  if (cp >= 0x80 && cp <= 0x9F) return 0;
   return len;
 }
 
-}  // namespace
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t len = utf8_sequence(s, i);
+    if (len == 0) return false;
+    i += len;
+  }
+  return true;
+}
+
+}  // namespace detail
 
 std::optional<std::string> name_problem(std::string_view name) {
   if (name.empty()) return "a name must not be empty";
@@ -58,8 +66,12 @@ std::optional<std::string> name_problem(std::string_view name) {
     if (c == '/' || c == '\\') return "a name must not contain '/' or '\\'";
     if (c == 0) return "a name must not contain a NUL byte";
     if (c < 0x20 || c == 0x7F) return "a name must not contain control characters";
-    const std::size_t len = utf8_sequence(name, i);
-    if (len == 0) return "a name must be valid UTF-8 without control characters";
+    const std::size_t len = detail::utf8_sequence(name, i);
+    if (len == 0) return "a name must be valid UTF-8";
+    // C1 control characters (U+0080..U+009F, encoded C2 80..C2 9F).
+    if (len == 2 && c == 0xC2 && static_cast<unsigned char>(name[i + 1]) < 0xA0) {
+      return "a name must not contain control characters";
+    }
     i += len;
   }
   return std::nullopt;

@@ -256,7 +256,9 @@ Diagnosis Registry::diagnose() {
   }
   d.cache_dir = detail::resolve_cache_dir(stored);
   d.cache_dir_status = check_path(d.cache_dir.path);
-  if (d.cache_dir_status != PathStatus::Ok) {
+  // A cache directory that does not exist yet is normal: the first download
+  // creates it. One that cannot be reached is a problem.
+  if (d.cache_dir_status != PathStatus::Ok && d.cache_dir_status != PathStatus::Missing) {
     d.warnings.push_back("the cache directory " + d.cache_dir.path + " is " +
                          to_string(d.cache_dir_status));
   }

@@ -1,8 +1,10 @@
 // JSON export and import of a registry's contents.
 #include "tfimm/transfer.hpp"
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "fs.hpp"
@@ -10,6 +12,7 @@
 #include "registry_impl.hpp"
 #include "tfimm/names.hpp"
 #include "tfimm/paths.hpp"
+#include "utf8.hpp"
 
 namespace tfimm {
 namespace {
@@ -18,6 +21,53 @@ using json = nlohmann::json;
 using Lock = std::lock_guard<std::recursive_mutex>;
 
 constexpr const char* kFormatName = "tfimm-cache-export";
+
+std::string to_hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (const char ch : bytes) {
+    const auto c = static_cast<unsigned char>(ch);
+    out += kDigits[c >> 4];
+    out += kDigits[c & 0xF];
+  }
+  return out;
+}
+
+std::optional<std::string> from_hex(std::string_view hex) {
+  const auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (hex.size() % 2 != 0) return std::nullopt;
+  std::string out;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = digit(hex[i]);
+    const int lo = digit(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+// The path in `object[key]` (a string) or `object[key + "_hex"]` (its bytes in
+// hex), exactly one of them. With `nullable`, null or absent gives nothing.
+std::optional<std::string> path_field(const json& object, const std::string& label,
+                                      const std::string& key, bool nullable = false) {
+  const auto text = object.find(key);
+  const auto hex = object.find(key + "_hex");
+  const bool has_text = text != object.end() && !(nullable && text->is_null());
+  const bool has_hex = hex != object.end();
+  if (has_text && !has_hex && text->is_string()) return text->get<std::string>();
+  if (!has_text && has_hex && hex->is_string()) {
+    if (auto bytes = from_hex(hex->get<std::string>())) return *bytes;
+    throw InvalidInput(label + ": \"" + key + "_hex\" must be an even number of hex digits");
+  }
+  if (!has_text && !has_hex && nullable) return std::nullopt;
+  throw InvalidInput(label + ": needs a string \"" + key + "\"" + (nullable ? " or null" : "") +
+                     " (or \"" + key + "_hex\"), not both");
+}
 
 std::string record_label(std::size_t index, const std::string& name) {
   return "models[" + std::to_string(index) + "]" +
@@ -61,20 +111,32 @@ std::string to_json(const Snapshot& snapshot) {
   json doc;
   doc["format"] = kFormatName;
   doc["version"] = kExportFormatVersion;
-  doc["cache_dir"] = snapshot.cache_dir ? json(*snapshot.cache_dir) : json(nullptr);
+  // Paths are any bytes and JSON strings are UTF-8: a path that is not
+  // valid UTF-8 travels as hex ("path_hex", "cache_dir_hex") so that it comes
+  // back byte for byte.
+  if (!snapshot.cache_dir) {
+    doc["cache_dir"] = nullptr;
+  } else if (detail::valid_utf8(*snapshot.cache_dir)) {
+    doc["cache_dir"] = *snapshot.cache_dir;
+  } else {
+    doc["cache_dir_hex"] = to_hex(*snapshot.cache_dir);
+  }
   doc["models"] = json::array();
   std::vector<const Snapshot::Model*> sorted;
   for (const auto& m : snapshot.models) sorted.push_back(&m);
   std::sort(sorted.begin(), sorted.end(),
             [](const auto* a, const auto* b) { return a->name < b->name; });
   for (const auto* m : sorted) {
-    doc["models"].push_back({{"name", m->name},
-                             {"path", m->path},
-                             {"locked", m->locked},
-                             {"lock_reason", m->lock_reason}});
+    json record = {{"name", m->name}};
+    if (detail::valid_utf8(m->path)) {
+      record["path"] = m->path;
+    } else {
+      record["path_hex"] = to_hex(m->path);
+    }
+    record["locked"] = m->locked;
+    record["lock_reason"] = m->lock_reason;
+    doc["models"].push_back(std::move(record));
   }
-  // Names and paths need not be valid UTF-8 on every system; replace rather
-  // than throw so that an export never fails.
   return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
@@ -100,14 +162,17 @@ Snapshot parse_snapshot(std::string_view text) {
                        "build reads version " + std::to_string(kExportFormatVersion));
   }
   Snapshot snapshot;
-  if (const auto dir = doc.find("cache_dir"); dir != doc.end() && !dir->is_null()) {
-    if (!dir->is_string()) throw InvalidInput("\"cache_dir\" must be a string or null");
-    try {
-      snapshot.cache_dir = normalize_path(dir->get<std::string>());
-    } catch (const InvalidPath& e) {
-      throw InvalidInput(std::string("\"cache_dir\": ") + e.what());
+  if (doc.contains("cache_dir") || doc.contains("cache_dir_hex")) {
+    const auto value = path_field(doc, "\"cache_dir\"", "cache_dir", true);
+    if (value) {
+      try {
+        snapshot.cache_dir = normalize_path(*value);
+      } catch (const InvalidPath& e) {
+        throw InvalidInput(std::string("\"cache_dir\": ") + e.what());
+      }
     }
   }
+
   const auto models = doc.find("models");
   if (models == doc.end() || !models->is_array()) {
     throw InvalidInput("\"models\" must be an array");
@@ -126,11 +191,7 @@ Snapshot parse_snapshot(std::string_view text) {
       throw InvalidInput(record_label(i, "") + ": \"name\" must be a string");
     }
     model.name = name->get<std::string>();
-    const json* path = field("path");
-    if (path == nullptr || !path->is_string()) {
-      throw InvalidInput(record_label(i, model.name) + ": \"path\" must be a string");
-    }
-    model.path = path->get<std::string>();
+    model.path = *path_field(record, record_label(i, model.name), "path");
     if (const json* locked = field("locked")) {
       if (!locked->is_boolean()) {
         throw InvalidInput(record_label(i, model.name) + ": \"locked\" must be true or false");

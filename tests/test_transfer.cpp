@@ -368,3 +368,32 @@ TEST_CASE("a dry-run import reports what would change and changes nothing", "[tr
   CHECK_FALSE(reg.stored_dir());
   CHECK(reg.history().size() == 2);
 }
+
+TEST_CASE("paths that are not valid UTF-8 survive export and import byte for byte", "[transfer]") {
+  t::TestContext ctx;
+  const std::string odd_path = "/data/\xff\xfe/w\x80";
+  Snapshot s;
+  s.models = {model("latin1", odd_path)};
+  s.cache_dir = "/srv/\xe9t\xe9";
+  const std::string text = tfimm::to_json(s);
+
+  const auto doc = json::parse(text);
+  CHECK(doc["models"][0]["path_hex"] == "2f646174612ffffe2f7780");
+  CHECK_FALSE(doc["models"][0].contains("path"));
+  CHECK(doc.contains("cache_dir_hex"));
+
+  tfimm::Registry reg(ctx.path("registry.db"));
+  reg.import(tfimm::parse_snapshot(text));
+  CHECK(reg.entry("latin1")->path == odd_path);
+  CHECK(reg.stored_dir() == std::optional<std::string>("/srv/\xe9t\xe9"));
+}
+
+TEST_CASE("a record with both path and path_hex, or bad hex, is refused", "[transfer]") {
+  const std::string head = R"({"format":"tfimm-cache-export","version":1,"models":[)";
+  CHECK_THROWS_WITH(tfimm::parse_snapshot(head + R"({"name":"a","path":"/x","path_hex":"2f"}]})"),
+                    Catch::Contains("not both"));
+  CHECK_THROWS_WITH(tfimm::parse_snapshot(head + R"({"name":"a","path_hex":"2f7"}]})"),
+                    Catch::Contains("even number of hex digits"));
+  CHECK_THROWS_WITH(tfimm::parse_snapshot(head + R"({"name":"a","path_hex":"zz"}]})"),
+                    Catch::Contains("hex digits"));
+}

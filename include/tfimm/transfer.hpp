@@ -8,7 +8,9 @@
 //                  "locked": false, "lock_reason": ""}, ... ]
 //   }
 //
-// "locked" and "lock_reason" are optional on input.
+// "locked" and "lock_reason" are optional on input. A path that is not valid
+// UTF-8 is written as "path_hex" (or "cache_dir_hex"), its bytes in hex,
+// instead of "path", so that every path survives the round trip byte for byte.
 #pragma once
 
 #include <string>

@@ -1,0 +1,106 @@
+// tfimm-cache history
+#include <catch2/catch.hpp>
+#include <regex>
+
+#include "tool_test.hpp"
+
+using tfimm::tooltest::lines;
+using tfimm::tooltest::Tool;
+
+namespace {
+
+std::vector<std::string> actions(const nlohmann::json& history) {
+  std::vector<std::string> out;
+  for (const auto& record : history) out.push_back(record.at("action").get<std::string>());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("history records each change, newest first", "[history]") {
+  Tool tool;
+  const std::string a = tool.make_dir("a/resnet18");
+  const std::string b = tool.make_dir("b/resnet18");
+  tool.ok({"set", "resnet18", a});
+  tool.ok({"set", "resnet18", b});
+  tool.ok({"lock", "resnet18"});
+  tool.ok({"unlock", "resnet18"});
+  tool.ok({"set-dir", "/cache"});
+  tool.ok({"unset-dir"});
+  tool.ok({"set", "gone", "/nowhere/gone"});
+  tool.ok({"prune"});
+  tool.ok({"clear", "resnet18"});
+  tool.ok({"import", "-"}, R"({"format": "tfimm-cache-export", "version": 1,
+                               "models": [{"name": "vit", "path": "/v"}]})");
+
+  auto history = tool.json({"history", "--json"});
+  CHECK(actions(history) == std::vector<std::string>{"import", "clear", "prune", "set", "unset_dir",
+                                                     "set_dir", "unlock", "lock", "set", "set"});
+  CHECK(history[1]["name"] == "resnet18");
+  CHECK(history[1]["old_path"] == b);
+  CHECK(history[1]["new_path"].is_null());
+  CHECK(history[2]["name"] == "gone");
+  CHECK(history[4]["name"].is_null());  // a cache-directory change
+  CHECK(history[5]["new_path"] == "/cache");
+  CHECK(history[2]["old_path"] == "/nowhere/gone");
+  CHECK(history[8]["old_path"] == a);
+  CHECK(history[8]["new_path"] == b);
+  CHECK(history[9]["old_path"].is_null());
+}
+
+TEST_CASE("history --json has the documented fields", "[history][json]") {
+  Tool tool;
+  tool.ok({"set", "resnet18", "/a/resnet18"});
+  auto history = tool.json({"history", "--json"});
+  REQUIRE(history.size() == 1);
+  const auto& record = history[0];
+  CHECK(record.size() == 9);
+  CHECK(record.at("id").is_number_integer());
+  CHECK(std::regex_match(record.at("at").get<std::string>(),
+                         std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
+  CHECK(record.at("action") == "set");
+  CHECK(record.at("name") == "resnet18");
+  CHECK(record.at("old_path").is_null());
+  CHECK(record.at("new_path") == "/a/resnet18");
+  CHECK(record.at("user").is_string());
+  CHECK(record.at("host").is_string());
+  CHECK(record.at("pid").is_number_integer());
+  CHECK(record.at("pid").get<long long>() > 0);
+}
+
+TEST_CASE("history NAME shows only that model and --limit keeps the newest N", "[history]") {
+  Tool tool;
+  tool.ok({"set", "resnet18", "/1"});
+  tool.ok({"set", "vit", "/2"});
+  tool.ok({"set", "resnet18", "/3"});
+  tool.ok({"set", "resnet18", "/4"});
+
+  auto only = tool.json({"history", "resnet18", "--json"});
+  REQUIRE(only.size() == 3);
+  for (const auto& record : only) CHECK(record["name"] == "resnet18");
+  auto limited = tool.json({"history", "--json", "--limit", "2"});
+  REQUIRE(limited.size() == 2);
+  CHECK(limited[0]["new_path"] == "/4");
+  CHECK(limited[1]["new_path"] == "/3");
+  tfimm::tooltest::require_error(tool.run({"history", "--limit", "-1"}), 2);
+}
+
+TEST_CASE("history as text: time in UTC, action, name, old, new, and who", "[history]") {
+  Tool tool;
+  tool.ok({"set", "resnet18", "/a"});
+  tool.ok({"set-dir", "/cache"});
+  auto table = lines(tool.ok({"history"}));
+  REQUIRE(table.size() == 3);
+  CHECK(std::regex_search(table[0], std::regex("^TIME +ACTION +NAME +OLD +NEW +BY$")));
+  CHECK(std::regex_search(
+      table[1],
+      std::regex(
+          R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ +set_dir +\(cache dir\) +- +/cache +\S+@\S+ pid \d+$)")));
+  CHECK(std::regex_search(table[2], std::regex(R"( set +resnet18 +- +/a +\S+@\S+ pid \d+$)")));
+}
+
+TEST_CASE("history of an empty registry is empty", "[history]") {
+  Tool tool;
+  CHECK(tool.ok({"history"}).empty());
+  CHECK(tool.json({"history", "--json"}) == nlohmann::json::array());
+}

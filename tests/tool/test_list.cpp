@@ -1,0 +1,97 @@
+// tfimm-cache list
+#include <catch2/catch.hpp>
+#include <regex>
+
+#include "tool_test.hpp"
+
+using tfimm::tooltest::lines;
+using tfimm::tooltest::Tool;
+
+namespace {
+
+bool is_iso_utc(const std::string& text) {
+  return std::regex_match(text, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"));
+}
+
+}  // namespace
+
+TEST_CASE("list shows the entries sorted by name in aligned columns", "[list]") {
+  Tool tool;
+  std::string here = tool.make_dir("w/zeta");
+  tool.ok({"set", "zeta", here});
+  tool.ok({"set", "a", tool.path("w/a-long-missing-path")});
+  tool.ok({"set", "middle_name", "/m"});
+  tool.ok({"lock", "middle_name", "--reason", "shared disk"});
+
+  auto table = lines(tool.ok({"list"}));
+  REQUIRE(table.size() == 4);
+  CHECK(table[0].rfind("NAME", 0) == 0);
+  CHECK(table[1].rfind("a ", 0) == 0);
+  CHECK(table[2].rfind("middle_name ", 0) == 0);
+  CHECK(table[3].rfind("zeta ", 0) == 0);
+  // Every column starts at the same offset on every line that has it.
+  for (const char* column : {"PATH", "EXISTS", "LOCKED"}) {
+    auto offset = table[0].find(column);
+    REQUIRE(offset != std::string::npos);
+    for (std::size_t i = 1; i < table.size(); ++i) {
+      if (table[i].size() <= offset) continue;  // an empty last column
+      INFO(table[i]);
+      CHECK(table[i][offset - 1] == ' ');
+      CHECK(table[i][offset] != ' ');
+    }
+  }
+  auto exists = table[0].find("EXISTS");
+  CHECK(table[1].substr(exists) == "no");
+  CHECK(table[2].substr(exists, 4) == "no  ");
+  CHECK(table[3].substr(exists) == "yes");
+  CHECK(table[2].size() > table[0].find("LOCKED"));
+  CHECK(table[2].find("locked: shared disk") != std::string::npos);
+}
+
+TEST_CASE("list --json has one object per entry with the documented fields", "[list][json]") {
+  Tool tool;
+  std::string here = tool.make_dir("w/resnet18");
+  tool.ok({"set", "resnet18", here});
+  tool.ok({"set", "vit", "/nowhere/vit"});
+  tool.ok({"lock", "vit", "--reason", "usb"});
+
+  auto json = tool.json({"list", "--json"});
+  REQUIRE(json.is_array());
+  REQUIRE(json.size() == 2);
+  for (const auto& item : json) {
+    CHECK(item.size() == 7);
+    CHECK(item.at("name").is_string());
+    CHECK(item.at("path").is_string());
+    CHECK(item.at("exists").is_boolean());
+    CHECK(item.at("locked").is_boolean());
+    CHECK(item.at("lock_reason").is_string());
+    CHECK(is_iso_utc(item.at("created_at").get<std::string>()));
+    CHECK(is_iso_utc(item.at("updated_at").get<std::string>()));
+  }
+  CHECK(json[0]["name"] == "resnet18");
+  CHECK(json[0]["path"] == here);
+  CHECK(json[0]["exists"] == true);
+  CHECK(json[0]["locked"] == false);
+  CHECK(json[1]["name"] == "vit");
+  CHECK(json[1]["exists"] == false);
+  CHECK(json[1]["locked"] == true);
+  CHECK(json[1]["lock_reason"] == "usb");
+}
+
+TEST_CASE("list of an empty registry prints nothing in a pipe and [] as JSON", "[list]") {
+  Tool tool;
+  auto r = tool.run({"list"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.empty());
+  CHECK(tool.json({"list", "--json"}) == nlohmann::json::array());
+  CHECK_FALSE(tfimm::test::exists(tool.registry()));  // reading creates nothing
+}
+
+TEST_CASE("list prints control characters in paths escaped, one entry per line", "[list]") {
+  Tool tool;
+  tool.ok({"set", "odd", "/data/line\nbreak"});
+  auto table = lines(tool.ok({"list"}));
+  REQUIRE(table.size() == 2);
+  CHECK(table[1].find("/data/line\\nbreak") != std::string::npos);
+  CHECK(tool.json({"list", "--json"})[0]["path"] == "/data/line\nbreak");
+}

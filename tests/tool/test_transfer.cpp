@@ -1,0 +1,213 @@
+// tfimm-cache export / import
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/filesystem.hpp>
+#include <catch2/catch.hpp>
+
+#include "tool_test.hpp"
+
+using tfimm::tooltest::require_error;
+using tfimm::tooltest::Tool;
+
+namespace {
+
+std::vector<std::string> files_in(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& entry : boost::filesystem::directory_iterator(dir)) {
+    out.push_back(entry.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+const char* const kGood = R"({
+  "format": "tfimm-cache-export", "version": 1, "cache_dir": "/srv/cache",
+  "models": [{"name": "resnet18", "path": "/old/disk/resnet18", "locked": true,
+              "lock_reason": "usb"},
+             {"name": "vit", "path": "/old/disk/vit"}]
+})";
+
+}  // namespace
+
+TEST_CASE("export writes the documented JSON to stdout", "[export][json]") {
+  Tool tool;
+  tool.ok({"set", "vit", "/data/vit"});
+  tool.ok({"set", "resnet18", "/data/resnet18"});
+  tool.ok({"lock", "vit", "--reason", "usb"});
+  tool.ok({"set-dir", "/srv/cache"});
+  for (auto args : {std::vector<std::string>{"export"}, {"export", "-"}}) {
+    auto json = nlohmann::json::parse(tool.ok(args));
+    CHECK(json["format"] == "tfimm-cache-export");
+    CHECK(json["version"] == 1);
+    CHECK(json["cache_dir"] == "/srv/cache");
+    REQUIRE(json["models"].size() == 2);
+    CHECK(json["models"][0]["name"] == "resnet18");
+    CHECK(json["models"][1]["name"] == "vit");
+    CHECK(json["models"][1]["locked"] == true);
+    CHECK(json["models"][1]["lock_reason"] == "usb");
+  }
+}
+
+TEST_CASE("export to a file writes the same JSON atomically and leaves no temporary file",
+          "[export]") {
+  Tool tool;
+  tool.ok({"set", "resnet18", "/data/resnet18"});
+  std::string dir = tool.make_dir("backup");
+  std::string file = dir + "/registry.json";
+  tfimm::test::write_file(file, "old backup\n");
+  // A second name for the old file: a rename leaves it intact, an in-place
+  // rewrite would change it.
+  REQUIRE(::link(file.c_str(), (dir + "/old-link.json").c_str()) == 0);
+
+  std::string out = tool.ok({"export", file});
+  CHECK(out == "exported 1 entry to " + file + "\n");
+  CHECK(tfimm::test::read_file(file) == tool.snapshot());
+  CHECK(tfimm::test::read_file(dir + "/old-link.json") == "old backup\n");
+  CHECK(files_in(dir) == std::vector<std::string>{"old-link.json", "registry.json"});
+  struct stat st {};
+  REQUIRE(::stat(file.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == (0666 & ~[] {
+          mode_t mask = ::umask(0);
+          ::umask(mask);
+          return mask;
+        }()));
+}
+
+TEST_CASE("export to a directory that does not exist exits 2", "[export][errors]") {
+  Tool tool;
+  tool.ok({"set", "resnet18", "/data/resnet18"});
+  auto r = tool.run({"export", tool.path("no/such/dir/backup.json")});
+  require_error(r, 2);
+  CHECK(r.err.find("no/such/dir/backup.json") != std::string::npos);
+}
+
+TEST_CASE("export then import into a fresh registry reproduces it", "[export][import]") {
+  Tool source;
+  source.ok({"set", "resnet18", "/data/resnet18"});
+  source.ok({"set", "vit", "/data/vit"});
+  source.ok({"lock", "vit", "--reason", "usb"});
+  source.ok({"set-dir", "/srv/cache"});
+  std::string file = source.path("backup.json");
+  source.ok({"export", file});
+
+  Tool target;
+  std::string out = target.ok({"import", file});
+  CHECK(out == "imported " + file +
+                   ": 2 added, 0 changed, 0 unchanged; cache directory setting changed\n");
+  CHECK(target.snapshot() == source.snapshot());
+  CHECK(target.ok({"dir"}) == "/srv/cache\n");
+}
+
+TEST_CASE("import - reads standard input", "[import]") {
+  Tool tool;
+  CHECK(tool.ok({"import", "-"}, kGood).rfind("imported standard input: 2 added", 0) == 0);
+  CHECK(tool.ok({"path", "vit"}) == "/old/disk/vit\n");
+  CHECK(tool.json({"list", "--json"})[0]["locked"] == true);
+}
+
+TEST_CASE("import --dry-run reports what would change and changes nothing", "[import]") {
+  Tool tool;
+  tool.ok({"set", "vit", "/old/disk/vit"});
+  tool.ok({"set", "other", "/other"});
+  std::string before = tool.snapshot();
+  std::string out = tool.ok({"import", "-", "--dry-run", "--replace"}, kGood);
+  CHECK(out ==
+        "dry run, nothing changed: importing standard input would add 1, change 0, leave 1 "
+        "unchanged, forget 1, and change the cache directory setting\n");
+  CHECK(tool.snapshot() == before);
+}
+
+TEST_CASE("import without --replace keeps other entries and with it forgets them", "[import]") {
+  Tool tool;
+  tool.ok({"set", "other", "/other"});
+  SECTION("merge") {
+    tool.ok({"import", "-"}, kGood);
+    CHECK(tool.json({"list", "--json"}).size() == 3);
+  }
+  SECTION("replace") {
+    CHECK(tool.ok({"import", "-", "--replace"}, kGood).find("1 forgotten") != std::string::npos);
+    auto list = tool.json({"list", "--json"});
+    REQUIRE(list.size() == 2);
+    CHECK(list[0]["name"] == "resnet18");
+    CHECK(list[1]["name"] == "vit");
+  }
+}
+
+TEST_CASE("import --rewrite moves path prefixes, first match wins", "[import]") {
+  Tool tool;
+  tool.ok({"import", "-", "--rewrite", "/old/disk=/new/disk", "--rewrite", "/old=/elsewhere"},
+          kGood);
+  CHECK(tool.ok({"path", "resnet18"}) == "/new/disk/resnet18\n");
+  CHECK(tool.ok({"path", "vit"}) == "/new/disk/vit\n");
+}
+
+TEST_CASE("import --rewrite without OLD=NEW exits 2 and changes nothing", "[import][errors]") {
+  Tool tool;
+  tool.ok({"set", "other", "/other"});
+  std::string before = tool.snapshot();
+  for (const char* bad : {"/old/disk", "=/new", "/old="}) {
+    INFO(bad);
+    require_error(tool.run({"import", "-", "--rewrite", bad}, kGood), 2);
+  }
+  CHECK(tool.snapshot() == before);
+}
+
+TEST_CASE("import of a file with one bad record changes nothing", "[import][errors]") {
+  Tool tool;
+  tool.ok({"set", "resnet18", "/data/resnet18"});
+  tool.ok({"set-dir", "/mine"});
+  std::string before = tool.snapshot();
+  std::string bytes_before = tfimm::test::read_file(tool.registry());
+
+  SECTION("a name with a slash") {
+    auto r = tool.run({"import", "-"}, R"({"format": "tfimm-cache-export", "version": 1,
+      "cache_dir": "/theirs",
+      "models": [{"name": "vit", "path": "/v"}, {"name": "../escape", "path": "/e"},
+                 {"name": "resnet18", "path": "/changed"}]})");
+    require_error(r, 2);
+    CHECK(r.err.find("../escape") != std::string::npos);
+  }
+  SECTION("an empty path") {
+    require_error(tool.run({"import", "-"}, R"({"format": "tfimm-cache-export", "version": 1,
+      "models": [{"name": "vit", "path": "/v"}, {"name": "bad", "path": ""}]})"),
+                  2);
+  }
+  SECTION("a duplicate name") {
+    require_error(tool.run({"import", "-", "--replace"},
+                           R"({"format": "tfimm-cache-export", "version": 1,
+      "models": [{"name": "vit", "path": "/v"}, {"name": "vit", "path": "/w"}]})"),
+                  2);
+  }
+  SECTION("a record without a name") {
+    require_error(tool.run({"import", "-"}, R"({"format": "tfimm-cache-export", "version": 1,
+      "models": [{"name": "vit", "path": "/v"}, {"path": "/w"}]})"),
+                  2);
+  }
+  CHECK(tool.snapshot() == before);
+  CHECK(tool.json({"history", "--json"}).size() == 2);  // set and set_dir only
+}
+
+TEST_CASE("import of a malformed or unreadable file exits 2 and changes nothing",
+          "[import][errors]") {
+  Tool tool;
+  tool.ok({"set", "resnet18", "/data/resnet18"});
+  std::string before = tool.snapshot();
+  SECTION("not JSON") { require_error(tool.run({"import", "-"}, "{not json"), 2); }
+  SECTION("empty input") { require_error(tool.run({"import", "-"}, ""), 2); }
+  SECTION("another format") {
+    require_error(tool.run({"import", "-"}, R"({"format": "something-else", "version": 1})"), 2);
+  }
+  SECTION("a newer format version") {
+    require_error(tool.run({"import", "-"},
+                           R"({"format": "tfimm-cache-export", "version": 99, "models": []})"),
+                  2);
+  }
+  SECTION("a missing file") {
+    auto r = tool.run({"import", tool.path("missing.json")});
+    require_error(r, 2);
+    CHECK(r.err.find("missing.json") != std::string::npos);
+  }
+  SECTION("a directory") { require_error(tool.run({"import", tool.path("")}), 2); }
+  CHECK(tool.snapshot() == before);
+}

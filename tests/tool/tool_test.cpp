@@ -1,0 +1,123 @@
+#include "tool_test.hpp"
+
+#include <pty.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <sstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace tfimm::tooltest {
+
+Tool::Tool() : registry_(ctx_.path("state/registry.db")) {}
+
+ProcessResult Tool::run(const std::vector<std::string>& args, const std::string& input,
+                        const Env& env) const {
+  std::vector<std::string> argv{TFIMM_TOOL, "--registry", registry_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return test::run_process(argv, input, env);
+}
+
+ProcessResult Tool::run_bare(const std::vector<std::string>& args, const std::string& input,
+                             const Env& env) const {
+  std::vector<std::string> argv{TFIMM_TOOL};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return test::run_process(argv, input, env);
+}
+
+std::string Tool::ok(const std::vector<std::string>& args, const std::string& input) const {
+  ProcessResult r = run(args, input);
+  INFO("tfimm-cache " << Catch::Detail::stringify(args) << "\nstdout: " << r.out
+                      << "\nstderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  return r.out;
+}
+
+nlohmann::json Tool::json(const std::vector<std::string>& args, int code) const {
+  ProcessResult r = run(args);
+  INFO("tfimm-cache " << Catch::Detail::stringify(args) << "\nstdout: " << r.out
+                      << "\nstderr: " << r.err);
+  REQUIRE(r.exit_code == code);
+  return nlohmann::json::parse(r.out);
+}
+
+std::string Tool::snapshot() const { return ok({"export", "-"}); }
+
+std::string Tool::make_dir(const std::string& child) const {
+  std::string dir = ctx_.path(child);
+  test::make_dirs(dir);
+  return dir;
+}
+
+void require_error(const ProcessResult& result, int code) {
+  INFO("stdout: " << result.out << "\nstderr: " << result.err);
+  REQUIRE(result.exit_code == code);
+  CHECK(result.out.empty());
+  CHECK(result.err.rfind("tfimm-cache: error: ", 0) == 0);
+  CHECK(lines(result.err).size() == 1);
+}
+
+std::string run_in_terminal(const std::vector<std::string>& argv, const Env& env) {
+  // Prepare everything before fork: the child only execs.
+  std::map<std::string, std::string> vars;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) vars[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const auto& [name, value] : env) {
+    if (value) {
+      vars[name] = *value;
+    } else {
+      vars.erase(name);
+    }
+  }
+  std::vector<std::string> env_strings;
+  for (const auto& [name, value] : vars) env_strings.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = argv;
+  std::vector<char*> argp;
+  for (auto& a : args) argp.push_back(a.data());
+  argp.push_back(nullptr);
+
+  int master = -1;
+  pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  if (pid < 0) throw std::runtime_error("forkpty failed");
+  if (pid == 0) {
+    ::execve(argp[0], argp.data(), envp.data());
+    ::_exit(127);
+  }
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(master, buf, sizeof buf);
+    if (n > 0) {
+      out.append(buf, static_cast<std::size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;  // EIO once the child has exited and closed the terminal
+    }
+  }
+  ::close(master);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return out;
+}
+
+bool has_escape(const std::string& text) { return text.find('\x1b') != std::string::npos; }
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> result;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) result.push_back(line);
+  return result;
+}
+
+}  // namespace tfimm::tooltest

@@ -1,0 +1,15 @@
+// tfimm-cache list: the model-specific entries.
+#pragma once
+
+#include "context.hpp"
+
+namespace tfimm::tool {
+
+struct ListOptions {
+  bool json = false;
+};
+
+void setup_list(CLI::App& app, Program& program);
+int run_list(const GlobalOptions& global, const ListOptions& options);
+
+}  // namespace tfimm::tool

@@ -1,0 +1,190 @@
+#include "cmd_transfer.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
+#include "output.hpp"
+#include "tfimm/transfer.hpp"
+
+namespace tfimm::tool {
+
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+std::string dir_of(const std::string& file) {
+  auto slash = file.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return file.substr(0, slash);
+}
+
+// Writes `content` to `file` so that a reader sees the old file or the whole
+// new one, never a part: a temporary file in the same directory, flushed to
+// disk, then renamed over `file`. Throws UsageError naming the file.
+void write_atomically(const std::string& file, const std::string& content) {
+  std::string temp = file + ".tmp-XXXXXX";
+  std::vector<char> name(temp.begin(), temp.end());
+  name.push_back('\0');
+  int fd = ::mkstemp(name.data());
+  if (fd < 0) throw UsageError("cannot write " + file + ": " + errno_text());
+  temp = name.data();
+  auto fail = [&](const std::string& what) {
+    std::string message = "cannot write " + file + ": " + what + ": " + errno_text();
+    ::close(fd);
+    ::unlink(temp.c_str());
+    throw UsageError(message);
+  };
+  // mkstemp makes the file 0600; give it the mode a new file would get.
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  if (::fchmod(fd, 0666 & ~mask) != 0) fail("chmod");
+  std::size_t written = 0;
+  while (written < content.size()) {
+    ssize_t n = ::write(fd, content.data() + written, content.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail("write");
+    written += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) fail("fsync");
+  if (::close(fd) != 0) {
+    fd = -1;
+    std::string message = "cannot write " + file + ": close: " + errno_text();
+    ::unlink(temp.c_str());
+    throw UsageError(message);
+  }
+  if (::rename(temp.c_str(), file.c_str()) != 0) {
+    std::string message = "cannot write " + file + ": " + errno_text();
+    ::unlink(temp.c_str());
+    throw UsageError(message);
+  }
+  int dir = ::open(dir_of(file).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);  // make the rename durable; best effort
+    ::close(dir);
+  }
+}
+
+// The whole of `file`, or of standard input for "-". Throws UsageError.
+std::string read_input(const std::string& file) {
+  int fd = STDIN_FILENO;
+  if (file != "-") {
+    fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw UsageError("cannot read " + file + ": " + errno_text());
+  }
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      std::string message = "cannot read " + file + ": " + errno_text();
+      if (fd != STDIN_FILENO) ::close(fd);
+      throw UsageError(message);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  if (fd != STDIN_FILENO) ::close(fd);
+  return text;
+}
+
+std::string plural(std::size_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+}  // namespace
+
+void setup_export(CLI::App& app, Program& program) {
+  auto options = std::make_shared<ExportOptions>();
+  auto* sub = app.add_subcommand("export", "Write the registry contents as JSON");
+  sub->add_option("FILE", options->file, "Output file; - or omitted: standard output");
+  sub->footer(
+      "A file is replaced atomically (written beside it, then renamed).\n"
+      "Format: {\"format\": \"tfimm-cache-export\", \"version\": 1, \"cache_dir\": PATH|null,\n"
+      "\"models\": [{\"name\", \"path\", \"locked\", \"lock_reason\"}, ...]}\n\n"
+      "Example:\n  tfimm-cache export registry-backup.json\n  tfimm-cache export | ssh other "
+      "tfimm-cache import -");
+  bind_command(sub, program, options, run_export);
+}
+
+int run_export(const GlobalOptions& global, const ExportOptions& options) {
+  Registry registry = open_registry(global);
+  Snapshot snapshot = registry.snapshot();
+  std::string json = to_json(snapshot);
+  if (json.empty() || json.back() != '\n') json += '\n';
+  if (options.file == "-") {
+    std::cout << json;
+    return kExitOk;
+  }
+  write_atomically(options.file, json);
+  std::cout << "exported " << plural(snapshot.models.size(), "entry", "entries")
+            << (snapshot.cache_dir ? " and the cache directory setting" : "") << " to "
+            << printable(options.file) << '\n';
+  return kExitOk;
+}
+
+void setup_import(CLI::App& app, Program& program) {
+  auto options = std::make_shared<ImportCmdOptions>();
+  auto* sub = app.add_subcommand("import", "Load entries from an export file");
+  sub->add_option("FILE", options->file, "Export file; - for standard input")->required();
+  sub->add_flag("--replace", options->replace,
+                "Make the registry equal to the file (forget entries not in it)");
+  sub->add_option("--rewrite", options->rewrites,
+                  "Move paths under the prefix OLD to NEW (repeatable; first match wins)")
+      ->type_name("OLD=NEW")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            auto eq = value.find('=');
+            if (eq == std::string::npos || eq == 0 || eq + 1 == value.size()) {
+              return "expected OLD=NEW with both sides non-empty, got '" + value + "'";
+            }
+            return {};
+          },
+          ""))
+      ->allow_extra_args(false);
+  sub->add_flag("-n,--dry-run", options->dry_run, "Show what would change; change nothing");
+  sub->footer(
+      "Every record is checked first; then all of it is applied in one transaction,\n"
+      "or nothing is (one bad record refuses the whole file). Without --replace,\n"
+      "entries not in the file are kept.\n\n"
+      "Example:\n  tfimm-cache import backup.json --dry-run\n"
+      "  tfimm-cache import backup.json --rewrite /mnt/old=/mnt/new");
+  bind_command(sub, program, options, run_import);
+}
+
+int run_import(const GlobalOptions& global, const ImportCmdOptions& options) {
+  std::string text = read_input(options.file);
+  Snapshot snapshot = parse_snapshot(text);
+  ImportOptions import_options;
+  import_options.replace = options.replace;
+  import_options.dry_run = options.dry_run;
+  for (const auto& rewrite : options.rewrites) {
+    auto eq = rewrite.find('=');
+    import_options.rewrites.emplace_back(rewrite.substr(0, eq), rewrite.substr(eq + 1));
+  }
+
+  Registry registry = open_registry(global);
+  ImportReport report = registry.import(snapshot, import_options);
+  std::string source = options.file == "-" ? "standard input" : printable(options.file);
+  if (options.dry_run) {
+    std::cout << "dry run, nothing changed: importing " << source << " would add " << report.added
+              << ", change " << report.changed << ", leave " << report.unchanged << " unchanged";
+    if (options.replace) std::cout << ", forget " << report.removed;
+    if (report.cache_dir_changed) std::cout << ", and change the cache directory setting";
+  } else {
+    std::cout << "imported " << source << ": " << report.added << " added, " << report.changed
+              << " changed, " << report.unchanged << " unchanged";
+    if (options.replace) std::cout << ", " << report.removed << " forgotten";
+    if (report.cache_dir_changed) std::cout << "; cache directory setting changed";
+  }
+  std::cout << '\n';
+  return kExitOk;
+}
+
+}  // namespace tfimm::tool

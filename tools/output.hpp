@@ -1,0 +1,99 @@
+// Output formatting for tfimm-cache: aligned tables, times, optional colour
+// and a progress bar. Colour and the progress bar appear only on a terminal;
+// pipes and JSON get plain text.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <iosfwd>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tfimm/registry.hpp"
+
+namespace tfimm::tool {
+
+// Whether standard output is a terminal (a person is reading, not a program).
+bool stdout_is_terminal();
+
+// Whether to colour standard output: it is a terminal, $NO_COLOR is unset or
+// empty (https://no-color.org) and $TERM is not "dumb".
+bool stdout_wants_colour();
+
+// ANSI colours, or plain text when disabled.
+class Style {
+ public:
+  enum class Colour { None, Bold, Red, Green, Yellow, Dim };
+  explicit Style(bool enabled) : enabled_(enabled) {}
+  bool enabled() const { return enabled_; }
+  std::string paint(std::string_view text, Colour colour) const;
+
+ private:
+  bool enabled_;
+};
+
+// The colour for a path status: green for ok, red for stale, yellow otherwise.
+Style::Colour status_colour(PathStatus status);
+
+// Text safe to print on one line: control characters become \n, \t or \xNN.
+std::string printable(std::string_view text);
+
+// A table printed with each column padded to its widest cell (the last
+// column is not padded). Cells are printed through printable(); colour does
+// not count toward width.
+class Table {
+ public:
+  struct Cell {
+    std::string text;
+    Style::Colour colour = Style::Colour::None;
+    Cell(std::string t) : text(std::move(t)) {}  // NOLINT: implicit on purpose
+    Cell(const char* t) : text(t) {}             // NOLINT
+    Cell(std::string t, Style::Colour c) : text(std::move(t)), colour(c) {}
+  };
+  explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
+  void add(std::vector<Cell> row) { rows_.push_back(std::move(row)); }
+  bool empty() const { return rows_.empty(); }
+  void print(std::ostream& out, const Style& style) const;
+
+ private:
+  std::vector<std::string> header_;
+  std::vector<std::vector<Cell>> rows_;
+};
+
+// "2024-05-01T10:00:00Z" (seconds) or "2024-05-01T10:00:00.123Z" (millis),
+// always UTC.
+std::string iso_time(Timestamp at, bool millis = false);
+
+// How long ago `at` was, roughly: "3d", "5h", "12m", "40s".
+std::string age(Timestamp at);
+
+// JSON text for output: two-space indent, invalid UTF-8 replaced, newline.
+std::string dump_json(const nlohmann::ordered_json& value);
+
+// A one-line progress bar on stderr for slow checks: drawn only when stderr
+// is a terminal and the work has taken longer than a moment, redrawn at most
+// ten times a second, and erased when finished or destroyed.
+class Progress {
+ public:
+  explicit Progress(std::string label);
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+  void update(std::size_t done, std::size_t total);
+  void finish();
+
+ private:
+  std::string label_;
+  bool enabled_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_;
+};
+
+// "yes" / "no".
+inline const char* yes_no(bool value) { return value ? "yes" : "no"; }
+
+}  // namespace tfimm::tool
