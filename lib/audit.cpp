@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <string_view>
 #include <thread>
+#include <unordered_map>
 
 #include "dirs.hpp"
 #include "fs.hpp"
@@ -21,29 +23,85 @@ unsigned pick_threads(unsigned wanted, std::size_t items) {
   return static_cast<unsigned>(std::max<std::size_t>(1, std::min<std::size_t>(n, items)));
 }
 
+// A piece of work for one thread: the entries `members`, all directly in
+// `dir` when it is not empty.
+struct Unit {
+  std::string_view dir;
+  std::vector<std::size_t> members;
+};
+
+// Entries that share a parent directory are checked by listing it once when
+// there are at least this many (models usually live in one cache directory).
+constexpr std::size_t kListAtLeast = 8;
+
+std::vector<Unit> plan(const std::vector<AuditItem>& items) {
+  std::unordered_map<std::string_view, std::vector<std::size_t>> by_dir;
+  std::vector<Unit> units;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::string_view path = items[i].entry.path;
+    const auto slash = path.rfind('/');
+    if (slash == 0 || slash == std::string_view::npos || slash + 1 == path.size()) {
+      units.push_back({{}, {i}});
+    } else {
+      by_dir[path.substr(0, slash)].push_back(i);
+    }
+  }
+  for (auto& [dir, members] : by_dir) {
+    if (members.size() >= kListAtLeast) {
+      units.push_back({dir, std::move(members)});
+    } else {
+      for (const std::size_t i : members) units.push_back({{}, {i}});
+    }
+  }
+  return units;
+}
+
+void record(AuditItem& item, detail::PathCheck&& check) {
+  item.status = check.status;
+  item.is_symlink = check.is_symlink;
+  item.detail = std::move(check.detail);
+}
+
+void check_unit(std::vector<AuditItem>& items, const Unit& unit) {
+  if (!unit.dir.empty()) {
+    std::vector<std::string_view> names;
+    names.reserve(unit.members.size());
+    for (const std::size_t i : unit.members) {
+      names.push_back(std::string_view(items[i].entry.path).substr(unit.dir.size() + 1));
+    }
+    std::vector<detail::PathCheck> checks;
+    if (detail::inspect_in_directory(std::string(unit.dir), names, checks)) {
+      for (std::size_t k = 0; k < unit.members.size(); ++k) {
+        record(items[unit.members[k]], std::move(checks[k]));
+      }
+      return;
+    }
+  }
+  for (const std::size_t i : unit.members)
+    record(items[i], detail::inspect_path(items[i].entry.path));
+}
+
 // Checks every entry's path in parallel; reports progress from this thread.
 std::vector<AuditItem> check_all(std::vector<Entry> entries, const AuditOptions& options) {
   std::vector<AuditItem> items(entries.size());
   for (std::size_t i = 0; i < entries.size(); ++i) items[i].entry = std::move(entries[i]);
   const std::size_t total = items.size();
   if (total == 0) return items;
+  const std::vector<Unit> units = plan(items);
   std::atomic<std::size_t> next{0};
   std::atomic<std::size_t> done{0};
   std::mutex m;
   std::condition_variable cv;
   const auto work = [&] {
-    for (std::size_t i; (i = next.fetch_add(1)) < total;) {
-      auto check = detail::inspect_path(items[i].entry.path);
-      items[i].status = check.status;
-      items[i].is_symlink = check.is_symlink;
-      items[i].detail = std::move(check.detail);
-      if (done.fetch_add(1) + 1 == total) {
+    for (std::size_t u; (u = next.fetch_add(1)) < units.size();) {
+      check_unit(items, units[u]);
+      if (done.fetch_add(units[u].members.size()) + units[u].members.size() == total) {
         std::lock_guard<std::mutex> lock(m);
         cv.notify_all();
       }
     }
   };
-  const unsigned n = pick_threads(options.threads, total);
+  const unsigned n = pick_threads(options.threads, units.size());
   std::vector<std::thread> workers;
   for (unsigned t = 1; t < n; ++t) workers.emplace_back(work);
   if (!options.progress) {

@@ -43,6 +43,14 @@ CacheDir resolve_cache_dir(const std::optional<std::string>& stored) {
   return dir;
 }
 
+std::string cache_dir_path(const std::optional<std::string>& stored) {
+  if (auto over = dir_override()) return *std::move(over);
+  if (stored) return *stored;
+  if (auto home = env_value("TFIMM_HOME")) return normalize_path(*home);
+  if (auto xdg = env_value("XDG_CACHE_HOME")) return normalize_path(*xdg + "/tfimm");
+  return normalize_path("~/.cache/tfimm");
+}
+
 }  // namespace detail
 
 RegistryLocation default_registry_location() {

@@ -1,5 +1,6 @@
 #include "fs.hpp"
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <unordered_map>
 
 #include "quote.hpp"
 #include "tfimm/paths.hpp"
@@ -76,6 +78,50 @@ PathCheck inspect_path(const std::string& path) {
     }
   }
   return check;
+}
+
+bool inspect_in_directory(const std::string& dir, const std::vector<std::string_view>& names,
+                          std::vector<PathCheck>& checks) {
+  checks.assign(names.size(), PathCheck{});
+  DIR* listing = ::opendir(dir.c_str());
+  if (listing == nullptr) {
+    // A missing directory, or a file where a directory should be, answers
+    // for every child exactly as lstat of the child would.
+    const int err = errno;
+    if (err != ENOENT && err != ENOTDIR) return false;
+    for (auto& check : checks) {
+      check.status = status_from_errno(err);
+      if (check.status != PathStatus::Missing) check.detail = std::strerror(err);
+    }
+    return true;
+  }
+  std::unordered_map<std::string_view, std::vector<std::size_t>> wanted;
+  wanted.reserve(names.size());
+  for (std::size_t i = 0; i < names.size(); ++i) wanted[names[i]].push_back(i);
+  std::vector<bool> found(names.size(), false);
+  int err = 0;
+  while (true) {
+    errno = 0;
+    const dirent* entry = ::readdir(listing);
+    if (entry == nullptr) {
+      err = errno;
+      break;
+    }
+    const auto it = wanted.find(entry->d_name);
+    if (it == wanted.end()) continue;
+    for (const std::size_t i : it->second) {
+      found[i] = true;
+      if (entry->d_type == DT_LNK || entry->d_type == DT_UNKNOWN) {
+        checks[i] = inspect_path(dir + "/" + std::string(names[i]));
+      }
+    }
+  }
+  ::closedir(listing);
+  if (err != 0) return false;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (!found[i]) checks[i].status = PathStatus::Missing;
+  }
+  return true;
 }
 
 FsType filesystem_type(const std::string& path) {

@@ -40,6 +40,23 @@ std::string current_dir() {
   return buf.data();
 }
 
+// Whether `path` is absolute and already in lexically normal form (no empty,
+// "." or ".." component, no trailing slash): normalize_path() would return it
+// unchanged. The common case, checked without building anything.
+bool is_normal_absolute(std::string_view path) {
+  if (path.empty() || path.front() != '/') return false;
+  if (path.size() == 1) return true;
+  if (path.back() == '/') return false;
+  for (std::size_t start = 1; start <= path.size();) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    const std::string_view part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string home_dir() {
@@ -88,6 +105,7 @@ std::string normalize_path(std::string_view path) {
   if (path.find('\0') != std::string_view::npos) {
     throw InvalidPath("invalid path " + detail::quote(path) + ": a path must not contain NUL");
   }
+  if (is_normal_absolute(path)) return std::string(path);
   std::string expanded;
   if (path.front() == '~') {
     const std::size_t slash = path.find('/');

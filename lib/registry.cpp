@@ -132,8 +132,13 @@ std::optional<Entry> Registry::entry(const std::string& name) {
 std::optional<std::string> Registry::cached_model_path(const std::string& name) {
   check_name(name);
   Lock lock(impl_->mutex);
-  if (auto registered = impl_->model_path(name)) return registered;
-  auto fallback = join_path(cache_dir().path, name);
+  std::optional<std::string> stored;
+  if (impl_->store.open(false)) {
+    auto found = impl_->store.lookup(name, detail::kCacheDirKey);
+    if (found.path) return std::move(found.path);
+    stored = std::move(found.setting);
+  }
+  auto fallback = join_path(detail::cache_dir_path(stored), name);
   struct stat st {};
   if (::stat(fallback.c_str(), &st) == 0) return fallback;
   return std::nullopt;

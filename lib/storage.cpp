@@ -1,5 +1,6 @@
 #include "storage.hpp"
 
+#include <pthread.h>
 #include <pwd.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -9,12 +10,14 @@
 #include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
 #include <array>
+#include <atomic>
 #include <boost/filesystem.hpp>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 #include <unordered_map>
 
 #include "fs.hpp"
@@ -36,6 +39,33 @@ constexpr const char* kModelColumns =
 std::mutex abandoned_mutex;
 std::vector<void*> abandoned;
 
+// fork() children seen by this process, counted in the child by an atfork
+// handler: a Store notices it runs in a child without a getpid() system
+// call on every lookup.
+std::atomic<unsigned long> forks{0};
+std::atomic<pid_t> cached_pid{0};
+
+void count_fork() noexcept {
+  forks.fetch_add(1, std::memory_order_relaxed);
+  cached_pid.store(::getpid(), std::memory_order_relaxed);
+}
+
+unsigned long fork_generation() {
+  static const bool installed = ::pthread_atfork(nullptr, nullptr, count_fork) == 0;
+  (void)installed;
+  return forks.load(std::memory_order_relaxed);
+}
+
+pid_t current_pid() {
+  fork_generation();
+  pid_t pid = cached_pid.load(std::memory_order_relaxed);
+  if (pid == 0) {
+    pid = ::getpid();
+    cached_pid.store(pid, std::memory_order_relaxed);
+  }
+  return pid;
+}
+
 Entry entry_from_row(SQLite::Statement& st) {
   Entry e;
   e.name = st.getColumn(0).getString();
@@ -49,14 +79,13 @@ Entry entry_from_row(SQLite::Statement& st) {
 }
 
 // Resets a cached statement when the use ends, so that no read transaction
-// stays open between calls.
+// stays open between calls. Every use binds every parameter before it steps,
+// and text is bound without a copy (bindNoCopy): the caller's strings outlive
+// the step, and nothing reads a binding after the reset.
 class Use {
  public:
   explicit Use(SQLite::Statement& st) : st_(st) {}
-  ~Use() {
-    st_.tryReset();
-    st_.clearBindings();
-  }
+  ~Use() { st_.tryReset(); }
   Use(const Use&) = delete;
   Use& operator=(const Use&) = delete;
   SQLite::Statement* operator->() { return &st_; }
@@ -140,9 +169,143 @@ void check_header(const std::string& path) {
   }
 }
 
+// tfimm_changes(?): an eponymous table-valued function over a
+// std::vector<Store::PathChange> bound with sqlite3_bind_pointer, so that
+// one INSERT ... SELECT writes a whole import instead of a statement per row.
+constexpr const char* kChangesPointerType = "tfimm::Store::PathChange";
+
+struct ChangesCursor {
+  sqlite3_vtab_cursor base;  // first: SQLite passes a pointer to it
+  const std::vector<Store::PathChange>* rows;
+  std::size_t row;
+};
+
+int changes_connect(sqlite3* db, void*, int, const char* const*, sqlite3_vtab** out, char**) {
+  const int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(name, path, old_path, rows HIDDEN)");
+  if (rc != SQLITE_OK) return rc;
+  auto* table = static_cast<sqlite3_vtab*>(sqlite3_malloc(sizeof(sqlite3_vtab)));
+  if (table == nullptr) return SQLITE_NOMEM;
+  std::memset(table, 0, sizeof *table);
+  *out = table;
+  return SQLITE_OK;
+}
+
+int changes_disconnect(sqlite3_vtab* table) {
+  sqlite3_free(table);
+  return SQLITE_OK;
+}
+
+int changes_best_index(sqlite3_vtab*, sqlite3_index_info* info) {
+  for (int i = 0; i < info->nConstraint; ++i) {
+    const auto& c = info->aConstraint[i];
+    if (c.iColumn != 3 || c.op != SQLITE_INDEX_CONSTRAINT_EQ) continue;
+    if (!c.usable) return SQLITE_CONSTRAINT;
+    info->aConstraintUsage[i].argvIndex = 1;
+    info->aConstraintUsage[i].omit = 1;
+    info->estimatedCost = 1;
+    return SQLITE_OK;
+  }
+  return SQLITE_CONSTRAINT;  // only usable as tfimm_changes(?)
+}
+
+int changes_open(sqlite3_vtab*, sqlite3_vtab_cursor** out) {
+  auto* cursor = static_cast<ChangesCursor*>(sqlite3_malloc(sizeof(ChangesCursor)));
+  if (cursor == nullptr) return SQLITE_NOMEM;
+  std::memset(cursor, 0, sizeof *cursor);
+  *out = &cursor->base;
+  return SQLITE_OK;
+}
+
+int changes_close(sqlite3_vtab_cursor* cursor) {
+  sqlite3_free(cursor);
+  return SQLITE_OK;
+}
+
+ChangesCursor& as_cursor(sqlite3_vtab_cursor* cursor) {
+  return *reinterpret_cast<ChangesCursor*>(cursor);
+}
+
+int changes_filter(sqlite3_vtab_cursor* cursor, int, const char*, int argc, sqlite3_value** argv) {
+  auto& c = as_cursor(cursor);
+  c.rows = argc == 1 ? static_cast<const std::vector<Store::PathChange>*>(
+                           sqlite3_value_pointer(argv[0], kChangesPointerType))
+                     : nullptr;
+  c.row = 0;
+  return SQLITE_OK;
+}
+
+int changes_next(sqlite3_vtab_cursor* cursor) {
+  ++as_cursor(cursor).row;
+  return SQLITE_OK;
+}
+
+int changes_eof(sqlite3_vtab_cursor* cursor) {
+  const auto& c = as_cursor(cursor);
+  return c.rows == nullptr || c.row >= c.rows->size();
+}
+
+int changes_column(sqlite3_vtab_cursor* cursor, sqlite3_context* ctx, int column) {
+  const auto& c = as_cursor(cursor);
+  const auto& change = (*c.rows)[c.row];
+  const std::string* text = column == 0   ? change.name
+                            : column == 1 ? change.path
+                            : column == 2 ? change.old_path
+                                          : nullptr;
+  if (text == nullptr) {
+    sqlite3_result_null(ctx);
+  } else {
+    sqlite3_result_text(ctx, text->data(), static_cast<int>(text->size()), SQLITE_STATIC);
+  }
+  return SQLITE_OK;
+}
+
+int changes_rowid(sqlite3_vtab_cursor* cursor, sqlite3_int64* rowid) {
+  *rowid = static_cast<sqlite3_int64>(as_cursor(cursor).row);
+  return SQLITE_OK;
+}
+
+sqlite3_module changes_module() {
+  sqlite3_module m{};
+  m.xConnect = changes_connect;  // no xCreate: eponymous only
+  m.xBestIndex = changes_best_index;
+  m.xDisconnect = changes_disconnect;
+  m.xOpen = changes_open;
+  m.xClose = changes_close;
+  m.xFilter = changes_filter;
+  m.xNext = changes_next;
+  m.xEof = changes_eof;
+  m.xColumn = changes_column;
+  m.xRowid = changes_rowid;
+  return m;
+}
+
+// Runs `sql` once with the changes bound to ?1 and `bind_rest` binding the
+// other parameters.
+void run_with_changes(sqlite3* db, const char* sql, const std::vector<Store::PathChange>& changes,
+                      const std::function<void(sqlite3_stmt*)>& bind_rest) {
+  sqlite3_stmt* st = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, nullptr);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_bind_pointer(st, 1, const_cast<std::vector<Store::PathChange>*>(&changes),
+                              kChangesPointerType, nullptr);
+  }
+  if (rc == SQLITE_OK) {
+    bind_rest(st);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) rc = SQLITE_OK;
+  }
+  if (rc != SQLITE_OK) {
+    SQLite::Exception error(db, rc);
+    sqlite3_finalize(st);
+    throw error;
+  }
+  sqlite3_finalize(st);
+}
+
 }  // namespace
 
-Actor current_actor() {
+// User and host of this process, looked up once.
+const Actor& actor_base() {
   static const Actor base = [] {
     Actor a;
     std::vector<char> buf(16384);
@@ -157,8 +320,12 @@ Actor current_actor() {
     if (::gethostname(host, sizeof host - 1) == 0) a.host = host;
     return a;
   }();
-  Actor a = base;
-  a.pid = ::getpid();
+  return base;
+}
+
+Actor current_actor() {
+  Actor a = actor_base();
+  a.pid = current_pid();
   return a;
 }
 
@@ -179,7 +346,7 @@ Store::Store(std::string path, std::chrono::milliseconds busy_timeout)
     : path_(std::move(path)), busy_timeout_(busy_timeout) {}
 
 Store::~Store() {
-  if (conn_ && owner_pid_ != ::getpid()) {
+  if (conn_ && owner_fork_ != fork_generation()) {
     std::lock_guard<std::mutex> lock(abandoned_mutex);
     abandoned.push_back(conn_.release());
   }
@@ -224,7 +391,7 @@ void Store::fail(const std::exception& error, const char* operation) {
 }
 
 bool Store::open(bool create) {
-  if (conn_ && owner_pid_ != ::getpid()) {
+  if (conn_ && owner_fork_ != fork_generation()) {
     // A child after fork(): never touch the parent's connection.
     std::lock_guard<std::mutex> lock(abandoned_mutex);
     abandoned.push_back(conn_.release());
@@ -252,10 +419,15 @@ bool Store::open(bool create) {
   fs_type_ = type.name;
   network_fs_ = on_network_fs(path_);
   try {
-    int flags = SQLite::OPEN_READWRITE;
+    // Registry serialises every use of a connection (one mutex per Registry),
+    // so SQLite's own per-connection mutex is redundant: without it each
+    // sqlite3_* call skips a lock/unlock pair.
+    int flags = SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX;
     if (create) flags |= SQLite::OPEN_CREATE;
     auto c = std::make_unique<Connection>(path_, flags, static_cast<int>(busy_timeout_.count()));
-    owner_pid_ = ::getpid();
+    static const sqlite3_module module = changes_module();
+    sqlite3_create_module(c->db.getHandle(), "tfimm_changes", &module, nullptr);
+    owner_fork_ = fork_generation();
     migrate(*c);
     conn_ = std::move(c);
     depth_ = 0;
@@ -282,9 +454,21 @@ void Store::migrate(Connection& c) {
   auto& db = c.db;
   const bool read_only = sqlite3_db_readonly(db.getHandle(), "main") == 1;
   // Look before writing anything: a foreign or damaged file is refused here.
-  const int app_id = db.execAndGet("PRAGMA application_id").getInt();
-  int version = db.execAndGet("PRAGMA user_version").getInt();
-  const int tables = db.execAndGet("SELECT count(*) FROM sqlite_master").getInt();
+  // One snapshot, so that another process's migration committing in between
+  // cannot look like tables without our application id.
+  int app_id = 0;
+  int version = 0;
+  int tables = 0;
+  db.exec("BEGIN");
+  try {
+    app_id = db.execAndGet("PRAGMA application_id").getInt();
+    version = db.execAndGet("PRAGMA user_version").getInt();
+    tables = db.execAndGet("SELECT count(*) FROM sqlite_master").getInt();
+    db.exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
   if (app_id != kApplicationId && (app_id != 0 || tables > 0)) {
     throw foreign_database(path_, app_id);
   }
@@ -296,11 +480,11 @@ void Store::migrate(Connection& c) {
                              ". Upgrade tfimm-cache; the file was left unchanged",
                          version, schema_version());
   }
-  if (!read_only) {
-    db.exec(network_fs_ ? "PRAGMA journal_mode=DELETE" : "PRAGMA journal_mode=WAL");
-  }
   db.exec("PRAGMA synchronous=FULL");
-  if (version == schema_version()) return;
+  if (version == schema_version()) {
+    if (!read_only) set_journal_mode(db);
+    return;
+  }
   if (read_only) {
     throw RegistryReadOnly(path_, "registry " + path_ + " has schema " + std::to_string(version) +
                                       " and needs upgrading to " +
@@ -331,6 +515,35 @@ void Store::migrate(Connection& c) {
       throw;
     }
   }
+  set_journal_mode(db);
+}
+
+void Store::set_journal_mode(SQLite::Database& db) {
+  const std::string wanted = network_fs_ ? "delete" : "wal";
+  if (db.execAndGet("PRAGMA journal_mode").getString() == wanted) return;
+  // Changing the journal mode needs an exclusive lock, and SQLite's busy
+  // handler would wait for it while holding a shared lock, which can
+  // deadlock with another process doing the same or committing a migration.
+  // So: no busy handler here, and short retries holding nothing in between.
+  const auto deadline = std::chrono::steady_clock::now() + busy_timeout_;
+  const std::string pragma = "PRAGMA journal_mode=" + wanted;
+  db.setBusyTimeout(0);
+  std::string mode;
+  for (unsigned attempt = 0;; ++attempt) {
+    try {
+      mode = db.execAndGet(pragma).getString();
+    } catch (const SQLite::Exception& e) {
+      if ((e.getErrorCode() & 0xFF) != SQLITE_BUSY && (e.getErrorCode() & 0xFF) != SQLITE_LOCKED) {
+        db.setBusyTimeout(static_cast<int>(busy_timeout_.count()));
+        throw;
+      }
+    }
+    if (mode == wanted || std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(500 + (attempt % 8) * 700));
+  }
+  db.setBusyTimeout(static_cast<int>(busy_timeout_.count()));
+  // Past the deadline the registry keeps its current journal mode, which is
+  // safe, only less concurrent; `tfimm-cache doctor` shows it.
 }
 
 Store::Connection& Store::conn() {
@@ -369,7 +582,7 @@ void Store::write(const std::function<void()>& body, bool commit) {
     return;
   }
   if (conn_) {
-    if (owner_pid_ != ::getpid()) open(true);
+    if (owner_fork_ != fork_generation()) open(true);
     struct stat st {};
     if (::stat(path_.c_str(), &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) {
       conn_.reset();
@@ -416,9 +629,27 @@ void Store::write(const std::function<void()>& body, bool commit) {
 std::optional<std::string> Store::model_path(const std::string& name) {
   try {
     Use st(conn().prepare("SELECT path FROM models WHERE name = ?"));
-    st->bind(1, name);
+    st->bindNoCopy(1, name);
     if (!st->executeStep()) return std::nullopt;
     return st->getColumn(0).getString();
+  } catch (const std::exception& e) {
+    fail(e, "look up a model in");
+  }
+}
+
+Store::Lookup Store::lookup(const std::string& name, const std::string& setting_key) {
+  try {
+    // One statement, one snapshot: the entry, else the stored setting. LIMIT 1
+    // skips the settings part when the entry exists.
+    Use st(
+        conn().prepare("SELECT 1, path FROM models WHERE name = ?1 UNION ALL "
+                       "SELECT 0, value FROM settings WHERE key = ?2 LIMIT 1"));
+    st->bindNoCopy(1, name);
+    st->bindNoCopy(2, setting_key);
+    Lookup found;
+    if (!st->executeStep()) return found;
+    (st->getColumn(0).getInt() == 1 ? found.path : found.setting) = st->getColumn(1).getString();
+    return found;
   } catch (const std::exception& e) {
     fail(e, "look up a model in");
   }
@@ -429,7 +660,7 @@ std::optional<Entry> Store::model(const std::string& name) {
     static const std::string sql =
         std::string("SELECT ") + kModelColumns + " FROM models WHERE name = ?";
     Use st(conn().prepare(sql.c_str()));
-    st->bind(1, name);
+    st->bindNoCopy(1, name);
     if (!st->executeStep()) return std::nullopt;
     return entry_from_row(*st);
   } catch (const std::exception& e) {
@@ -474,7 +705,7 @@ std::size_t Store::model_count() {
 std::optional<std::string> Store::setting(const std::string& key) {
   try {
     Use st(conn().prepare("SELECT value FROM settings WHERE key = ?"));
-    st->bind(1, key);
+    st->bindNoCopy(1, key);
     if (!st->executeStep()) return std::nullopt;
     return st->getColumn(0).getString();
   } catch (const std::exception& e) {
@@ -491,7 +722,7 @@ std::vector<HistoryRecord> Store::history(const std::optional<std::string>& name
              : "SELECT id, at, action, name, old_path, new_path, user, host, pid FROM history "
                "ORDER BY id DESC LIMIT ?2";
     Use st(conn().prepare(sql));
-    if (name) st->bind(1, *name);
+    if (name) st->bindNoCopy(1, *name);
     st->bind(2, limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(limit));
     std::vector<HistoryRecord> out;
     while (st->executeStep()) {
@@ -521,8 +752,8 @@ void Store::upsert_model(const std::string& name, const std::string& path, Times
         "INSERT INTO models(name, path, created_at, updated_at) VALUES(?1, ?2, ?3, ?3) "
         "ON CONFLICT(name) DO UPDATE SET path = excluded.path, "
         "updated_at = excluded.updated_at, missing_since = NULL"));
-    st->bind(1, name);
-    st->bind(2, path);
+    st->bindNoCopy(1, name);
+    st->bindNoCopy(2, path);
     st->bind(3, static_cast<std::int64_t>(now));
     st->exec();
   } catch (const std::exception& e) {
@@ -530,10 +761,47 @@ void Store::upsert_model(const std::string& name, const std::string& path, Times
   }
 }
 
+void Store::upsert_models(const std::vector<PathChange>& changes, Timestamp now) {
+  if (changes.empty()) return;
+  try {
+    run_with_changes(conn().db.getHandle(),
+                     "INSERT INTO models(name, path, created_at, updated_at) "
+                     "SELECT name, path, ?2, ?2 FROM tfimm_changes(?1) WHERE true "
+                     "ON CONFLICT(name) DO UPDATE SET path = excluded.path, "
+                     "updated_at = excluded.updated_at, missing_since = NULL",
+                     changes, [&](sqlite3_stmt* st) { sqlite3_bind_int64(st, 2, now); });
+  } catch (const std::exception& e) {
+    fail(e, "register models in");
+  }
+}
+
+void Store::add_histories(const std::string& action, const std::vector<PathChange>& changes,
+                          Timestamp now) {
+  if (changes.empty()) return;
+  try {
+    const Actor& who = actor_base();
+    run_with_changes(conn().db.getHandle(),
+                     "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
+                     "SELECT ?2, ?3, name, old_path, path, ?4, ?5, ?6 FROM tfimm_changes(?1)",
+                     changes, [&](sqlite3_stmt* st) {
+                       sqlite3_bind_int64(st, 2, now);
+                       sqlite3_bind_text(st, 3, action.data(), static_cast<int>(action.size()),
+                                         SQLITE_STATIC);
+                       sqlite3_bind_text(st, 4, who.user.data(), static_cast<int>(who.user.size()),
+                                         SQLITE_STATIC);
+                       sqlite3_bind_text(st, 5, who.host.data(), static_cast<int>(who.host.size()),
+                                         SQLITE_STATIC);
+                       sqlite3_bind_int64(st, 6, current_pid());
+                     });
+  } catch (const std::exception& e) {
+    fail(e, "record history in");
+  }
+}
+
 bool Store::delete_model(const std::string& name) {
   try {
     Use st(conn().prepare("DELETE FROM models WHERE name = ?"));
-    st->bind(1, name);
+    st->bindNoCopy(1, name);
     return st->exec() > 0;
   } catch (const std::exception& e) {
     fail(e, "remove an entry from");
@@ -543,9 +811,9 @@ bool Store::delete_model(const std::string& name) {
 void Store::set_lock(const std::string& name, bool locked, const std::string& reason) {
   try {
     Use st(conn().prepare("UPDATE models SET locked = ?2, lock_reason = ?3 WHERE name = ?1"));
-    st->bind(1, name);
+    st->bindNoCopy(1, name);
     st->bind(2, locked ? 1 : 0);
-    st->bind(3, reason);
+    st->bindNoCopy(3, reason);
     st->exec();
   } catch (const std::exception& e) {
     fail(e, "lock an entry in");
@@ -559,8 +827,8 @@ void Store::mark_missing(const std::string& name, const std::string& path, Times
         conn().prepare("UPDATE models SET missing_since = CASE WHEN ?4 IS NULL THEN NULL "
                        "ELSE coalesce(missing_since, ?4) END "
                        "WHERE name = ?1 AND path = ?2 AND updated_at = ?3"));
-    st->bind(1, name);
-    st->bind(2, path);
+    st->bindNoCopy(1, name);
+    st->bindNoCopy(2, path);
     st->bind(3, static_cast<std::int64_t>(updated_at));
     if (now) {
       st->bind(4, static_cast<std::int64_t>(*now));
@@ -578,8 +846,8 @@ void Store::put_setting(const std::string& key, const std::string& value) {
     Use st(
         conn().prepare("INSERT INTO settings(key, value) VALUES(?1, ?2) "
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
-    st->bind(1, key);
-    st->bind(2, value);
+    st->bindNoCopy(1, key);
+    st->bindNoCopy(2, value);
     st->exec();
   } catch (const std::exception& e) {
     fail(e, "store a setting in");
@@ -589,7 +857,7 @@ void Store::put_setting(const std::string& key, const std::string& value) {
 bool Store::delete_setting(const std::string& key) {
   try {
     Use st(conn().prepare("DELETE FROM settings WHERE key = ?"));
-    st->bind(1, key);
+    st->bindNoCopy(1, key);
     return st->exec() > 0;
   } catch (const std::exception& e) {
     fail(e, "remove a setting from");
@@ -600,26 +868,26 @@ void Store::add_history(const std::string& action, const std::string& name,
                         const std::optional<std::string>& old_path,
                         const std::optional<std::string>& new_path, Timestamp now) {
   try {
-    const Actor who = current_actor();
+    const Actor& who = actor_base();
     Use st(
         conn().prepare("INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
     st->bind(1, static_cast<std::int64_t>(now));
-    st->bind(2, action);
-    st->bind(3, name);
+    st->bindNoCopy(2, action);
+    st->bindNoCopy(3, name);
     if (old_path) {
-      st->bind(4, *old_path);
+      st->bindNoCopy(4, *old_path);
     } else {
       st->bind(4);
     }
     if (new_path) {
-      st->bind(5, *new_path);
+      st->bindNoCopy(5, *new_path);
     } else {
       st->bind(5);
     }
-    st->bind(6, who.user);
-    st->bind(7, who.host);
-    st->bind(8, who.pid);
+    st->bindNoCopy(6, who.user);
+    st->bindNoCopy(7, who.host);
+    st->bind(8, static_cast<std::int64_t>(current_pid()));
     st->exec();
   } catch (const std::exception& e) {
     fail(e, "record history in");

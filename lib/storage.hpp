@@ -14,6 +14,10 @@
 
 #include "tfimm/registry.hpp"
 
+namespace SQLite {
+class Database;
+}
+
 namespace tfimm::detail {
 
 // PRAGMA application_id of a tfimm-cache registry: "tfim" in ASCII.
@@ -51,6 +55,13 @@ class Store {
   void write(const std::function<void()>& body, bool commit = true);
 
   // -- reads (inside read() or write()) --
+  // The path of `name`, else the value of setting `setting_key`, read in one
+  // statement (one snapshot, one transaction).
+  struct Lookup {
+    std::optional<std::string> path;
+    std::optional<std::string> setting;
+  };
+  Lookup lookup(const std::string& name, const std::string& setting_key);
   std::optional<std::string> model_path(const std::string& name);
   std::optional<Entry> model(const std::string& name);
   std::vector<Entry> models();
@@ -68,6 +79,19 @@ class Store {
   // `path` with `updated_at`; or clears it (now = nullopt).
   void mark_missing(const std::string& name, const std::string& path, Timestamp updated_at,
                     std::optional<Timestamp> now);
+  // One model whose path changes, for the set-based writes below. The
+  // strings are borrowed for the duration of the call.
+  struct PathChange {
+    const std::string* name = nullptr;
+    const std::string* path = nullptr;
+    const std::string* old_path = nullptr;  // nullptr: not registered before
+  };
+  // upsert_model() for every change, in one statement.
+  void upsert_models(const std::vector<PathChange>& changes, Timestamp now);
+  // add_history(action, name, old_path, path, now) for every change, in
+  // order, in one statement.
+  void add_histories(const std::string& action, const std::vector<PathChange>& changes,
+                     Timestamp now);
   void put_setting(const std::string& key, const std::string& value);
   bool delete_setting(const std::string& key);
   void add_history(const std::string& action, const std::string& name,
@@ -85,13 +109,14 @@ class Store {
   struct Connection;
   Connection& conn();
   void migrate(Connection& c);
+  void set_journal_mode(SQLite::Database& db);
   void check_identity();
   [[noreturn]] void fail(const std::exception& error, const char* operation);
 
   std::string path_;
   std::chrono::milliseconds busy_timeout_;
   std::unique_ptr<Connection> conn_;
-  pid_t owner_pid_ = 0;
+  unsigned long owner_fork_ = 0;  // fork generation that opened conn_
   dev_t dev_ = 0;
   ino_t ino_ = 0;
   int depth_ = 0;  // write() nesting

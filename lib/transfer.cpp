@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <unordered_set>
 
 #include "fs.hpp"
 #include "quote.hpp"
@@ -236,7 +237,9 @@ ImportReport Registry::import(const Snapshot& snapshot, const ImportOptions& opt
     }
   }
   std::vector<Snapshot::Model> models;
-  std::set<std::string> names;
+  models.reserve(snapshot.models.size());
+  std::unordered_set<std::string> names;
+  names.reserve(snapshot.models.size());
   for (std::size_t i = 0; i < snapshot.models.size(); ++i) {
     auto model = checked(snapshot.models[i], i);
     model.path = rewrite(model.path, rewrites);
@@ -256,15 +259,23 @@ ImportReport Registry::import(const Snapshot& snapshot, const ImportOptions& opt
         const auto now = detail::now_ms();
         std::map<std::string, Entry> existing;
         for (auto& e : store.models()) existing.emplace(e.name, std::move(e));
+        // Path changes are written in two statements for the whole import.
+        std::vector<detail::Store::PathChange> changes;
+        changes.reserve(models.size());
+        for (const auto& m : models) {
+          auto it = existing.find(m.name);
+          if (it == existing.end()) {
+            changes.push_back({&m.name, &m.path, nullptr});
+          } else if (it->second.path != m.path) {
+            changes.push_back({&m.name, &m.path, &it->second.path});
+          }
+        }
+        store.upsert_models(changes, now);
+        store.add_histories("import", changes, now);
         for (const auto& m : models) {
           auto it = existing.find(m.name);
           const bool same_path = it != existing.end() && it->second.path == m.path;
           if (!same_path) {
-            store.upsert_model(m.name, m.path, now);
-            store.add_history(
-                "import", m.name,
-                it == existing.end() ? std::nullopt : std::optional<std::string>(it->second.path),
-                m.path, now);
             ++(it == existing.end() ? report.added : report.changed);
           } else {
             ++report.unchanged;

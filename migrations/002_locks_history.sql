@@ -6,7 +6,7 @@ ALTER TABLE models ADD COLUMN lock_reason TEXT NOT NULL DEFAULT '';
 ALTER TABLE models ADD COLUMN missing_since INTEGER;
 
 CREATE TABLE history (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    id       INTEGER PRIMARY KEY,  -- rowid: history rows are never deleted
     at       INTEGER NOT NULL,  -- milliseconds since the Unix epoch
     action   TEXT NOT NULL,     -- set, clear, set_dir, unset_dir, lock, unlock, prune, import
     name     TEXT NOT NULL,     -- model name; '' for cache-dir changes

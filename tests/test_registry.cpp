@@ -439,7 +439,7 @@ TEST_CASE("several threads can write through one or several instances", "[regist
     });
   }
   for (auto& th : threads) th.join();
-  for (const auto& error : errors) CHECK(error.empty());
+  for (const auto& error : errors) CHECK(error == "");
   CHECK(shared.entries().size() == 90);
 }
 
