@@ -1,0 +1,83 @@
+// The figures of the performance issue: each one measures our code and its
+// baseline in the same run.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+
+namespace tfimm::bench {
+
+// Sizes and programs for one run.
+struct Config {
+  bool smoke = false;
+  std::string root;  // scratch directory, removed at the end
+  // Programs run as real processes; empty when not available.
+  std::string open_ours;
+  std::string open_raw;
+  std::string writer;
+  std::string tool;
+  std::string sqlite3_shell;
+  std::string tool_missing;  // why `tool` is empty
+
+  std::size_t lookup_entries = 10000;
+  std::size_t fallback_dirs = 1000;
+  std::size_t lookup_rounds = 200;      // blocks per side
+  std::size_t lookup_block = 100;       // calls per block
+  std::size_t durable_sets = 600;       // per side
+  std::size_t durable_prefill = 30000;  // entries written first, growing the WAL
+  std::size_t bulk_entries = 100000;
+  std::size_t bulk_reps = 5;
+  std::size_t audit_entries = 100000;
+  std::size_t audit_reps = 7;
+  std::size_t contention_procs = 8;
+  std::size_t contention_sets = 500;  // per process
+  std::size_t contention_reps = 3;
+  std::size_t process_reps = 200;  // open: fresh processes per side
+  std::size_t tool_reps = 100;     // tool: fresh processes per side
+
+  // Smaller sizes that finish in seconds, for the ctest smoke run.
+  void make_smoke();
+};
+
+// A registry with `lookup_entries` entries and a cache directory (the
+// registry setting) holding `fallback_dirs` unregistered model directories.
+struct LookupData {
+  std::string registry;
+  std::string cache_dir;
+  std::vector<std::string> names;           // registered
+  std::vector<std::string> paths;           // their paths
+  std::vector<std::string> fallback_names;  // directories in cache_dir only
+};
+LookupData make_lookup_data(const Config& config);
+
+// A registry with `audit_entries` entries; the paths of even entries exist.
+struct AuditData {
+  std::string registry;
+  std::vector<std::string> paths;
+  std::size_t missing = 0;
+};
+AuditData make_audit_data(const Config& config);
+
+Figure lookup_hit(const Config& config, const LookupData& data);
+Figure lookup_fallback(const Config& config, const LookupData& data);
+Figure durable_set(const Config& config);
+// Registry::import, and the same through Registry::transaction.
+std::vector<Figure> bulk_import(const Config& config);
+Figure audit(const Config& config, const AuditData& data);
+Figure contention(const Config& config);
+Figure open_process(const Config& config, const LookupData& data);
+Figure tool_process(const Config& config, const LookupData& data);
+
+// Peak resident memory of the tool on the audit registry.
+struct MemoryRow {
+  std::string what;
+  long max_rss_kib = 0;
+  double wall_ms = 0;
+  int exit_code = 0;
+};
+std::vector<MemoryRow> tool_memory(const Config& config, const AuditData& data);
+
+}  // namespace tfimm::bench
