@@ -9,6 +9,7 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/filesystem.hpp>
@@ -330,9 +331,36 @@ Actor current_actor() {
 }
 
 struct Store::Connection {
-  Connection(const std::string& path, int flags, int busy_ms) : db(path, flags, busy_ms) {}
+  Connection(const std::string& path, int flags, std::chrono::milliseconds busy)
+      : db(path, flags), busy_timeout(busy) {
+    wait_when_busy(true);
+  }
   SQLite::Database db;
   std::unordered_map<const char*, std::unique_ptr<SQLite::Statement>> statements;
+  std::chrono::milliseconds busy_timeout;
+  std::chrono::steady_clock::time_point busy_since;
+
+  // While another connection holds the lock, retry for up to busy_timeout.
+  // SQLite's own busy_timeout sleeps up to 100 ms between tries, so under a
+  // steady stream of writers a waiting one keeps missing the moments the
+  // lock is free and can starve past the timeout; short, jittered sleeps
+  // (0.1 to 5 ms) catch them. Off: fail at once with SQLITE_BUSY.
+  void wait_when_busy(bool on) {
+    sqlite3_busy_handler(db.getHandle(), on ? &Connection::on_busy : nullptr, this);
+  }
+
+  static int on_busy(void* self, int attempt) {
+    auto& c = *static_cast<Connection*>(self);
+    const auto now = std::chrono::steady_clock::now();
+    if (attempt == 0) c.busy_since = now;
+    if (now - c.busy_since >= c.busy_timeout) return 0;
+    const auto step = std::min(5000, 100 << std::min(attempt, 6));  // microseconds
+    const auto jitter = static_cast<int>(
+        (static_cast<unsigned>(attempt) * 2654435761u ^ static_cast<unsigned>(::getpid())) %
+        static_cast<unsigned>(step));
+    std::this_thread::sleep_for(std::chrono::microseconds(step / 2 + jitter / 2));
+    return 1;
+  }
 
   // A prepared statement, kept for the life of the connection.
   SQLite::Statement& prepare(const char* sql) {
@@ -424,7 +452,7 @@ bool Store::open(bool create) {
     // sqlite3_* call skips a lock/unlock pair.
     int flags = SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX;
     if (create) flags |= SQLite::OPEN_CREATE;
-    auto c = std::make_unique<Connection>(path_, flags, static_cast<int>(busy_timeout_.count()));
+    auto c = std::make_unique<Connection>(path_, flags, busy_timeout_);
     static const sqlite3_module module = changes_module();
     sqlite3_create_module(c->db.getHandle(), "tfimm_changes", &module, nullptr);
     owner_fork_ = fork_generation();
@@ -482,7 +510,7 @@ void Store::migrate(Connection& c) {
   }
   db.exec("PRAGMA synchronous=FULL");
   if (version == schema_version()) {
-    if (!read_only) set_journal_mode(db);
+    if (!read_only) set_journal_mode(c);
     return;
   }
   if (read_only) {
@@ -515,10 +543,11 @@ void Store::migrate(Connection& c) {
       throw;
     }
   }
-  set_journal_mode(db);
+  set_journal_mode(c);
 }
 
-void Store::set_journal_mode(SQLite::Database& db) {
+void Store::set_journal_mode(Connection& c) {
+  auto& db = c.db;
   const std::string wanted = network_fs_ ? "delete" : "wal";
   if (db.execAndGet("PRAGMA journal_mode").getString() == wanted) return;
   // Changing the journal mode needs an exclusive lock, and SQLite's busy
@@ -527,21 +556,21 @@ void Store::set_journal_mode(SQLite::Database& db) {
   // So: no busy handler here, and short retries holding nothing in between.
   const auto deadline = std::chrono::steady_clock::now() + busy_timeout_;
   const std::string pragma = "PRAGMA journal_mode=" + wanted;
-  db.setBusyTimeout(0);
+  c.wait_when_busy(false);
   std::string mode;
   for (unsigned attempt = 0;; ++attempt) {
     try {
       mode = db.execAndGet(pragma).getString();
     } catch (const SQLite::Exception& e) {
       if ((e.getErrorCode() & 0xFF) != SQLITE_BUSY && (e.getErrorCode() & 0xFF) != SQLITE_LOCKED) {
-        db.setBusyTimeout(static_cast<int>(busy_timeout_.count()));
+        c.wait_when_busy(true);
         throw;
       }
     }
     if (mode == wanted || std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::microseconds(500 + (attempt % 8) * 700));
   }
-  db.setBusyTimeout(static_cast<int>(busy_timeout_.count()));
+  c.wait_when_busy(true);
   // Past the deadline the registry keeps its current journal mode, which is
   // safe, only less concurrent; `tfimm-cache doctor` shows it.
 }

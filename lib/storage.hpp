@@ -14,10 +14,6 @@
 
 #include "tfimm/registry.hpp"
 
-namespace SQLite {
-class Database;
-}
-
 namespace tfimm::detail {
 
 // PRAGMA application_id of a tfimm-cache registry: "tfim" in ASCII.
@@ -109,7 +105,7 @@ class Store {
   struct Connection;
   Connection& conn();
   void migrate(Connection& c);
-  void set_journal_mode(SQLite::Database& db);
+  void set_journal_mode(Connection& c);
   void check_identity();
   [[noreturn]] void fail(const std::exception& error, const char* operation);
 
