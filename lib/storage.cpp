@@ -344,7 +344,7 @@ struct Store::Connection {
   // SQLite's own busy_timeout sleeps up to 100 ms between tries, so under a
   // steady stream of writers a waiting one keeps missing the moments the
   // lock is free and can starve past the timeout; short, jittered sleeps
-  // (0.1 to 5 ms) catch them. Off: fail at once with SQLITE_BUSY.
+  // (0.1 ms growing to 20 ms) catch them. Off: fail at once with SQLITE_BUSY.
   void wait_when_busy(bool on) {
     sqlite3_busy_handler(db.getHandle(), on ? &Connection::on_busy : nullptr, this);
   }
@@ -354,7 +354,7 @@ struct Store::Connection {
     const auto now = std::chrono::steady_clock::now();
     if (attempt == 0) c.busy_since = now;
     if (now - c.busy_since >= c.busy_timeout) return 0;
-    const auto step = std::min(5000, 100 << std::min(attempt, 6));  // microseconds
+    const auto step = std::min(20000, 100 << std::min(attempt, 8));  // microseconds
     const auto jitter = static_cast<int>(
         (static_cast<unsigned>(attempt) * 2654435761u ^ static_cast<unsigned>(::getpid())) %
         static_cast<unsigned>(step));
