@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "rawdb.hpp"
+#include "schema_v1.hpp"
 #include "testutil.hpp"
 #include "tfimm/errors.hpp"
 #include "tfimm/registry.hpp"
@@ -34,25 +35,7 @@ std::int64_t registry_application_id() {
   return db.integer("PRAGMA application_id");
 }
 
-// Migration 001 exactly as released: a registry written by release 1.
-// Migrations are frozen once released, so this copy is the fixture, not a
-// duplicate of migrations/001_initial.sql.
-const char* const kSchemaV1 = R"sql(
-CREATE TABLE models (
-    name       TEXT PRIMARY KEY NOT NULL,
-    path       TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE TABLE settings (
-    key   TEXT PRIMARY KEY NOT NULL,
-    value TEXT NOT NULL
-);
-CREATE TABLE schema_migrations (
-    version    INTEGER PRIMARY KEY NOT NULL,
-    applied_at INTEGER NOT NULL
-);
-)sql";
+using tfimm::test::kSchemaV1;
 
 constexpr std::int64_t kV1AppliedAt = 1600000000000;
 

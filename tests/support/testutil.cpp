@@ -99,14 +99,9 @@ void drain(int out_fd, int err_fd, std::string& out, std::string& err) {
 
 }  // namespace
 
-ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input,
-                          const std::map<std::string, std::optional<std::string>>& env) {
-  int in_pipe[2], out_pipe[2], err_pipe[2];
-  if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0 ||
-      ::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    throw std::runtime_error("pipe failed");
-  }
-  // Build the child's environment before fork (no allocation after it).
+ExecArgs::ExecArgs(const std::vector<std::string>& argv,
+                   const std::map<std::string, std::optional<std::string>>& env)
+    : args_(argv) {
   std::map<std::string, std::string> vars;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string kv(*e);
@@ -120,23 +115,28 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
       vars.erase(name);
     }
   }
-  std::vector<std::string> env_strings;
-  for (const auto& [name, value] : vars) env_strings.push_back(name + "=" + value);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  std::vector<char*> argp;
-  for (auto& a : args) argp.push_back(a.data());
-  argp.push_back(nullptr);
+  for (const auto& [name, value] : vars) env_strings_.push_back(name + "=" + value);
+  for (auto& var : env_strings_) envp_.push_back(var.data());
+  envp_.push_back(nullptr);
+  for (auto& arg : args_) argp_.push_back(arg.data());
+  argp_.push_back(nullptr);
+}
 
+ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input,
+                          const std::map<std::string, std::optional<std::string>>& env) {
+  int in_pipe[2], out_pipe[2], err_pipe[2];
+  if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0 ||
+      ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    throw std::runtime_error("pipe failed");
+  }
+  ExecArgs exec_args(argv, env);
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
     ::dup2(in_pipe[0], 0);
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
-    ::execvpe(argp[0], argp.data(), envp.data());
+    ::execvpe(exec_args.argv()[0], exec_args.argv(), exec_args.envp());
     const char msg[] = "exec failed\n";
     (void)!::write(2, msg, sizeof msg - 1);
     ::_exit(127);

@@ -61,6 +61,20 @@ struct ProcessResult {
   std::string err;
 };
 
+// argv and envp for execve(), built before fork() so that the child only
+// execs: the current environment plus `env` overrides (nullopt removes one).
+class ExecArgs {
+ public:
+  ExecArgs(const std::vector<std::string>& argv,
+           const std::map<std::string, std::optional<std::string>>& env);
+  char* const* argv() { return argp_.data(); }
+  char* const* envp() { return envp_.data(); }
+
+ private:
+  std::vector<std::string> args_, env_strings_;
+  std::vector<char*> argp_, envp_;
+};
+
 // Runs `argv` (argv[0] is a path or a name looked up in PATH) in a real
 // child process with the current environment plus `env` overrides
 // (nullopt removes a variable), feeding `input` on stdin; waits for it.

@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "rawdb.hpp"
+#include "schema_v1.hpp"
 #include "tool_test.hpp"
 
 using tfimm::tooltest::require_error;
@@ -10,24 +11,7 @@ using tfimm::tooltest::Tool;
 
 namespace {
 
-// Migration 001 exactly as released: a registry written by release 1.
-// Migrations are frozen once released, so this copy is the fixture.
-const char* const kSchemaV1 = R"sql(
-CREATE TABLE models (
-    name       TEXT PRIMARY KEY NOT NULL,
-    path       TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE TABLE settings (
-    key   TEXT PRIMARY KEY NOT NULL,
-    value TEXT NOT NULL
-);
-CREATE TABLE schema_migrations (
-    version    INTEGER PRIMARY KEY NOT NULL,
-    applied_at INTEGER NOT NULL
-);
-)sql";
+using tfimm::test::kSchemaV1;
 
 // The application id the program stamps on its registries, read from one it
 // wrote.

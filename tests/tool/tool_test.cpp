@@ -9,8 +9,6 @@
 #include <sstream>
 #include <stdexcept>
 
-extern char** environ;
-
 namespace tfimm::tooltest {
 
 Tool::Tool() : registry_(ctx_.path("state/registry.db")) {}
@@ -62,35 +60,12 @@ void require_error(const ProcessResult& result, int code) {
 }
 
 std::string run_in_terminal(const std::vector<std::string>& argv, const Env& env) {
-  // Prepare everything before fork: the child only execs.
-  std::map<std::string, std::string> vars;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string kv(*e);
-    auto eq = kv.find('=');
-    if (eq != std::string::npos) vars[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  for (const auto& [name, value] : env) {
-    if (value) {
-      vars[name] = *value;
-    } else {
-      vars.erase(name);
-    }
-  }
-  std::vector<std::string> env_strings;
-  for (const auto& [name, value] : vars) env_strings.push_back(name + "=" + value);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  std::vector<char*> argp;
-  for (auto& a : args) argp.push_back(a.data());
-  argp.push_back(nullptr);
-
+  tfimm::test::ExecArgs exec_args(argv, env);  // built before fork: the child only execs
   int master = -1;
   pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
   if (pid < 0) throw std::runtime_error("forkpty failed");
   if (pid == 0) {
-    ::execve(argp[0], argp.data(), envp.data());
+    ::execve(exec_args.argv()[0], exec_args.argv(), exec_args.envp());
     ::_exit(127);
   }
   std::string out;
