@@ -385,7 +385,12 @@ void Store::fail(const std::exception& error, const char* operation) {
   // thrown by a caller's transaction body pass through unchanged.
   const auto* sq = dynamic_cast<const SQLite::Exception*>(&error);
   if (sq == nullptr) throw;
-  const int code = sq->getErrorCode() & 0xFF;
+  int code = sq->getErrorCode() & 0xFF;
+  // A full disk, a quota or a file-size limit can surface as an I/O error.
+  const int os_error = conn_ ? sqlite3_system_errno(conn_->db.getHandle()) : 0;
+  if (code == SQLITE_IOERR && (os_error == ENOSPC || os_error == EDQUOT || os_error == EFBIG)) {
+    code = SQLITE_FULL;
+  }
   const std::string what = std::string(operation) + " " + path_ + ": " + error.what();
   switch (code) {
     case SQLITE_BUSY:
@@ -408,7 +413,9 @@ void Store::fail(const std::exception& error, const char* operation) {
                                        "); nothing was changed. Restore it from a backup made "
                                        "with `tfimm-cache export`, or move it aside");
     case SQLITE_FULL:
-      throw RegistryError(path_, "the disk holding registry " + path_ + " is full; could not " +
+      throw RegistryError(path_, "the disk holding registry " + path_ +
+                                     " is full (or a quota or file-size limit was reached); "
+                                     "could not " +
                                      operation + ", nothing was changed. Free space and retry");
     case SQLITE_CANTOPEN:
       throw RegistryError(path_, "cannot open registry " + path_ + " (" + error.what() +

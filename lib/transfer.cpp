@@ -145,7 +145,7 @@ Snapshot parse_snapshot(std::string_view text) {
   json doc;
   try {
     doc = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // syntax, or a number out of range
     throw InvalidInput(std::string("not a JSON document: ") + e.what());
   }
   if (!doc.is_object()) throw InvalidInput("an export file must be a JSON object");
