@@ -480,8 +480,16 @@ void Store::check_identity() {
   if (depth_ > 0) return;  // inside a transaction: the file is locked
   struct stat st {};
   if (::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) return;
+  retire_connection();
+}
+
+void Store::retire_connection() {
   // Deleted or replaced while open: drop the connection to the old file so
-  // that nothing is ever written into an unlinked file.
+  // that nothing is ever written into an unlinked file. First move what the
+  // old file's write-ahead log holds into that old file and empty the log:
+  // the log is found by name, and a next opener would otherwise lay the old
+  // file's log over the file now at the path.
+  sqlite3_exec(conn_->db.getHandle(), "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
   conn_.reset();
 }
 
@@ -621,7 +629,7 @@ void Store::write(const std::function<void()>& body, bool commit) {
     if (owner_fork_ != fork_generation()) open(true);
     struct stat st {};
     if (::stat(path_.c_str(), &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) {
-      conn_.reset();
+      retire_connection();
       throw RegistryError(path_, "registry " + path_ +
                                      " was deleted or replaced while this process had it "
                                      "open; nothing was written. Check what happened to the "

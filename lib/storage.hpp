@@ -107,6 +107,7 @@ class Store {
   void migrate(Connection& c);
   void set_journal_mode(Connection& c);
   void check_identity();
+  void retire_connection();
   [[noreturn]] void fail(const std::exception& error, const char* operation);
 
   std::string path_;

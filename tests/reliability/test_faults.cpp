@@ -235,10 +235,9 @@ TEST_CASE("a registry deleted under an open process is never written blindly",
   figure("replaced: write after the registry was deleted: " + answer.substr(0, 160));
 }
 
-// [!mayfail]: fails until the library clears the old -wal it leaves next to
-// the new file (see tests/reliability/README.md, "Known problems").
+// The old file's -wal, found by name, must not be laid over the new file.
 TEST_CASE("a registry replaced under an open process is never written blindly nor masked",
-          "[faults][replaced][!mayfail]") {
+          "[faults][replaced]") {
   test::TestContext ctx;
   const std::string reg = ctx.path("registry.db");
   Session session(reg);
