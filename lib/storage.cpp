@@ -420,6 +420,18 @@ void Store::fail(const std::exception& error, const char* operation) {
     case SQLITE_CANTOPEN:
       throw RegistryError(path_, "cannot open registry " + path_ + " (" + error.what() +
                                      "); check that its directory exists and is accessible");
+    case SQLITE_IOERR: {
+      // SQLite does not always keep the system's reason (a file-size limit
+      // reads as a plain write error), so name the likely ones.
+      const int extended = sq->getExtendedErrorCode();
+      const bool writing = extended == SQLITE_IOERR_WRITE || extended == SQLITE_IOERR_FSYNC ||
+                           extended == SQLITE_IOERR_TRUNCATE;
+      throw RegistryError(path_, "could not " + what +
+                                     (writing ? " (the disk may be full, or a quota or "
+                                                "file-size limit reached)"
+                                              : "") +
+                                     "; nothing was changed");
+    }
     default:
       throw RegistryError(path_, "could not " + what);
   }
