@@ -49,9 +49,18 @@ std::optional<std::string> Registry::Impl::stored_dir() {
   return store.setting(detail::kCacheDirKey);
 }
 
-std::optional<std::string> Registry::Impl::model_path(const std::string& name) {
-  if (!store.open(false)) return std::nullopt;
-  return store.model_path(name);
+std::optional<std::string> Registry::Impl::cached_model_path(const std::string& name,
+                                                             bool registry_exists) {
+  std::optional<std::string> stored;
+  if (registry_exists) {
+    auto found = store.lookup(name, detail::kCacheDirKey);
+    if (found.path) return std::move(found.path);
+    stored = std::move(found.setting);
+  }
+  auto fallback = join_path(detail::cache_dir_path(stored), name);
+  struct stat st {};
+  if (::stat(fallback.c_str(), &st) == 0) return fallback;
+  return std::nullopt;
 }
 
 // -- Registry -----------------------------------------------------------------
@@ -132,16 +141,7 @@ std::optional<Entry> Registry::entry(const std::string& name) {
 std::optional<std::string> Registry::cached_model_path(const std::string& name) {
   check_name(name);
   Lock lock(impl_->mutex);
-  std::optional<std::string> stored;
-  if (impl_->store.open(false)) {
-    auto found = impl_->store.lookup(name, detail::kCacheDirKey);
-    if (found.path) return std::move(found.path);
-    stored = std::move(found.setting);
-  }
-  auto fallback = join_path(detail::cache_dir_path(stored), name);
-  struct stat st {};
-  if (::stat(fallback.c_str(), &st) == 0) return fallback;
-  return std::nullopt;
+  return impl_->cached_model_path(name, impl_->store.open(false));
 }
 
 Resolution Registry::resolve(const std::string& name) {
@@ -288,12 +288,7 @@ void Transaction::unset_dir() { impl_.unset_dir(); }
 
 std::optional<std::string> Transaction::cached_model_path(const std::string& name) {
   check_name(name);
-  if (auto registered = impl_.store.model_path(name)) return registered;
-  auto fallback =
-      join_path(detail::resolve_cache_dir(impl_.store.setting(detail::kCacheDirKey)).path, name);
-  struct stat st {};
-  if (::stat(fallback.c_str(), &st) == 0) return fallback;
-  return std::nullopt;
+  return impl_.cached_model_path(name, true);
 }
 
 std::vector<std::string> Transaction::list_cached_models() { return impl_.store.model_names(); }

@@ -24,7 +24,9 @@ struct Registry::Impl {
 
   // Reads that work whether or not the registry file exists.
   std::optional<std::string> stored_dir();
-  std::optional<std::string> model_path(const std::string& name);
+  // The entry's path, else <cache dir>/<name> if it exists; reads the store
+  // only when `registry_exists` (the connection is open).
+  std::optional<std::string> cached_model_path(const std::string& name, bool registry_exists);
 };
 
 namespace detail {
