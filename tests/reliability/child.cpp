@@ -10,7 +10,7 @@
 #include <cstring>
 #include <stdexcept>
 
-extern char** environ;
+#include "testutil.hpp"
 
 namespace tfimm::reliability {
 namespace {
@@ -65,36 +65,14 @@ Child::Child(const std::vector<std::string>& argv, const Env& env) {
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
     throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
   }
-  std::map<std::string, std::string> vars;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string kv(*e);
-    const auto eq = kv.find('=');
-    if (eq != std::string::npos) vars[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  for (const auto& [name, value] : env) {
-    if (value) {
-      vars[name] = *value;
-    } else {
-      vars.erase(name);
-    }
-  }
-  std::vector<std::string> env_strings;
-  for (const auto& [name, value] : vars) env_strings.push_back(name + "=" + value);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  std::vector<char*> argp;
-  for (auto& a : args) argp.push_back(a.data());
-  argp.push_back(nullptr);
-
+  test::ExecArgs exec_args(argv, env);  // built before fork: the child only execs
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
   if (pid_ == 0) {
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
-    ::execve(argp[0], argp.data(), envp.data());
+    ::execve(exec_args.argv()[0], exec_args.argv(), exec_args.envp());
     const char msg[] = "exec failed\n";
     (void)!::write(2, msg, sizeof msg - 1);
     ::_exit(127);
