@@ -324,12 +324,6 @@ const Actor& actor_base() {
   return base;
 }
 
-Actor current_actor() {
-  Actor a = actor_base();
-  a.pid = current_pid();
-  return a;
-}
-
 struct Store::Connection {
   Connection(const std::string& path, int flags, std::chrono::milliseconds busy)
       : db(path, flags), busy_timeout(busy) {
@@ -462,9 +456,7 @@ bool Store::open(bool create) {
                                      " for registry " + path_ + ": " + ec.message());
     }
   }
-  const auto type = filesystem_type(path_);
-  fs_type_ = type.name;
-  network_fs_ = on_network_fs(path_);
+  network_fs_ = on_network_fs(path_, &fs_type_);
   try {
     // Registry serialises every use of a connection (one mutex per Registry),
     // so SQLite's own per-connection mutex is redundant: without it each

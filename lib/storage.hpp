@@ -19,13 +19,11 @@ namespace tfimm::detail {
 // PRAGMA application_id of a tfimm-cache registry: "tfim" in ASCII.
 inline constexpr std::int32_t kApplicationId = 0x7466696D;
 
-// Who made a change, for the history.
+// Who makes changes from this process, for the history (with its pid).
 struct Actor {
   std::string user;
   std::string host;
-  std::int64_t pid = 0;
 };
-Actor current_actor();
 
 class Store {
  public:
