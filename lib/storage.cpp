@@ -1,5 +1,6 @@
 #include "storage.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <sqlite3.h>
@@ -12,9 +13,9 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <boost/filesystem.hpp>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <stdexcept>
@@ -331,6 +332,25 @@ struct Store::Connection {
   }
   SQLite::Database db;
   std::unordered_map<const char*, std::unique_ptr<SQLite::Statement>> statements;
+
+  // The value of one setting as last read outside a write, and the data
+  // version it was read at (Store::lookup).
+  struct CachedSetting {
+    bool valid = false;
+    std::string key;
+    std::optional<std::string> value;
+    unsigned version = 0;
+  } cached_setting;
+
+  // SQLite's counter of changes to the file as this connection has seen
+  // them: it moves with every commit, by this connection or any other, in
+  // this process or another (unlike PRAGMA data_version, which ignores this
+  // connection's own). Read without running a statement.
+  unsigned data_version() {
+    unsigned version = 0;
+    sqlite3_file_control(db.getHandle(), "main", SQLITE_FCNTL_DATA_VERSION, &version);
+    return version;
+  }
   std::chrono::milliseconds busy_timeout;
   std::chrono::steady_clock::time_point busy_since;
 
@@ -372,6 +392,8 @@ Store::~Store() {
     std::lock_guard<std::mutex> lock(abandoned_mutex);
     abandoned.push_back(conn_.release());
   }
+  conn_.reset();
+  close_file_handle();
 }
 
 void Store::fail(const std::exception& error, const char* operation) {
@@ -448,9 +470,9 @@ bool Store::open(bool create) {
   if (exists) {
     check_header(path_);
   } else {
-    boost::system::error_code ec;
-    const auto parent = boost::filesystem::path(path_).parent_path();
-    boost::filesystem::create_directories(parent, ec);
+    std::error_code ec;
+    const auto parent = std::filesystem::path(path_).parent_path();
+    std::filesystem::create_directories(parent, ec);
     if (ec) {
       throw RegistryError(path_, "cannot create the directory " + parent.string() +
                                      " for registry " + path_ + ": " + ec.message());
@@ -473,18 +495,41 @@ bool Store::open(bool create) {
   } catch (const std::exception& e) {
     fail(e, "open");
   }
-  if (::stat(path_.c_str(), &st) == 0) {
+  // A handle on the file just opened, to watch it cheaply (check_identity).
+  // O_PATH: closing it can never drop SQLite's POSIX locks on the file, as
+  // closing an ordinary descriptor of the same file would.
+  close_file_handle();
+  file_fd_ = ::open(path_.c_str(), O_PATH | O_CLOEXEC);
+  if (file_fd_ >= 0 ? ::fstat(file_fd_, &st) == 0 : ::stat(path_.c_str(), &st) == 0) {
     dev_ = st.st_dev;
     ino_ = st.st_ino;
   }
   return true;
 }
 
+bool Store::still_at_path() const {
+  struct stat st {};
+  return ::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
+}
+
 void Store::check_identity() {
   if (depth_ > 0) return;  // inside a transaction: the file is locked
+  // Before each read: has the open file been deleted or had another file
+  // renamed over it? Either takes its last name away, which one fstat of the
+  // handle shows, for about a third of the cost of a stat by path. Network
+  // file systems cache attributes, so there the path is asked.
   struct stat st {};
-  if (::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) return;
+  if (!network_fs_ && file_fd_ >= 0 && ::fstat(file_fd_, &st) == 0) {
+    if (st.st_nlink > 0) return;
+  } else if (still_at_path()) {
+    return;
+  }
   retire_connection();
+}
+
+void Store::close_file_handle() noexcept {
+  if (file_fd_ >= 0) ::close(file_fd_);
+  file_fd_ = -1;
 }
 
 void Store::retire_connection() {
@@ -495,6 +540,7 @@ void Store::retire_connection() {
   // file's log over the file now at the path.
   sqlite3_exec(conn_->db.getHandle(), "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
   conn_.reset();
+  close_file_handle();
 }
 
 void Store::migrate(Connection& c) {
@@ -631,8 +677,9 @@ void Store::write(const std::function<void()>& body, bool commit) {
   }
   if (conn_) {
     if (owner_fork_ != fork_generation()) open(true);
-    struct stat st {};
-    if (::stat(path_.c_str(), &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) {
+    // A write asks by path: the file at the path must be the one open
+    // (a renamed directory or a replaced hard-linked file included).
+    if (!still_at_path()) {
       retire_connection();
       throw RegistryError(path_, "registry " + path_ +
                                      " was deleted or replaced while this process had it "
@@ -687,16 +734,37 @@ std::optional<std::string> Store::model_path(const std::string& name) {
 
 Store::Lookup Store::lookup(const std::string& name, const std::string& setting_key) {
   try {
-    // One statement, one snapshot: the entry, else the stored setting. LIMIT 1
-    // skips the settings part when the entry exists.
+    auto& c = conn();
+    Lookup found;
+    {
+      Use st(c.prepare("SELECT path FROM models WHERE name = ?1"));
+      st->bindNoCopy(1, name);
+      if (st->executeStep()) {
+        found.path = st->getColumn(0).getString();
+        return found;
+      }
+    }
+    // Not registered: the caller needs the setting as of that same snapshot.
+    // The value read last is still the one in it when nothing has been
+    // committed since, by any connection: the data version is unchanged.
+    // Never reused or kept inside a write, which may yet roll back.
+    auto& cached = c.cached_setting;
+    if (depth_ == 0 && cached.valid && cached.key == setting_key &&
+        cached.version == c.data_version()) {
+      found.setting = cached.value;
+      return found;
+    }
+    // Otherwise the entry and the setting again, in one statement and so in
+    // one snapshot; LIMIT 1 skips the setting when the entry now exists.
     Use st(
-        conn().prepare("SELECT 1, path FROM models WHERE name = ?1 UNION ALL "
-                       "SELECT 0, value FROM settings WHERE key = ?2 LIMIT 1"));
+        c.prepare("SELECT 1, path FROM models WHERE name = ?1 UNION ALL "
+                  "SELECT 0, value FROM settings WHERE key = ?2 LIMIT 1"));
     st->bindNoCopy(1, name);
     st->bindNoCopy(2, setting_key);
-    Lookup found;
-    if (!st->executeStep()) return found;
-    (st->getColumn(0).getInt() == 1 ? found.path : found.setting) = st->getColumn(1).getString();
+    if (st->executeStep()) {
+      (st->getColumn(0).getInt() == 1 ? found.path : found.setting) = st->getColumn(1).getString();
+    }
+    if (depth_ == 0 && !found.path) cached = {true, setting_key, found.setting, c.data_version()};
     return found;
   } catch (const std::exception& e) {
     fail(e, "look up a model in");

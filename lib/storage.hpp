@@ -104,7 +104,9 @@ class Store {
   Connection& conn();
   void migrate(Connection& c);
   void set_journal_mode(Connection& c);
+  bool still_at_path() const;
   void check_identity();
+  void close_file_handle() noexcept;
   void retire_connection();
   [[noreturn]] void fail(const std::exception& error, const char* operation);
 
@@ -114,7 +116,8 @@ class Store {
   unsigned long owner_fork_ = 0;  // fork generation that opened conn_
   dev_t dev_ = 0;
   ino_t ino_ = 0;
-  int depth_ = 0;  // write() nesting
+  int file_fd_ = -1;  // O_PATH handle on the open file (check_identity)
+  int depth_ = 0;     // write() nesting
   bool network_fs_ = false;
   std::string fs_type_;
 };

@@ -202,6 +202,54 @@ TEST_CASE("cached_model_path falls back to <cache dir>/<name> only when that exi
   }
 }
 
+// A fallback lookup reuses the cache-directory setting it read last only while
+// no other connection has committed; each of these changes it in between.
+TEST_CASE("a fallback lookup follows every change of the cache directory setting",
+          "[registry]") {
+  t::TestContext ctx;
+  ctx.env().set("TFIMM_HOME", ctx.path("home-cache"));
+  for (const char* dir : {"a/vit", "b/vit", "c/vit", "d/vit", "home-cache/vit"}) {
+    t::make_dirs(ctx.path(dir));
+  }
+  const std::string file = ctx.path("registry.db");
+  Registry reg(file);
+  reg.set_dir(ctx.path("a"));
+  REQUIRE(reg.cached_model_path("vit") == ctx.path("a/vit"));
+  REQUIRE(reg.cached_model_path("vit") == ctx.path("a/vit"));
+
+  SECTION("set by another process") {
+    REQUIRE(helper({file, "set-dir", ctx.path("b")}).exit_code == 0);
+    CHECK(reg.cached_model_path("vit") == ctx.path("b/vit"));
+    REQUIRE(helper({file, "unset-dir"}).exit_code == 0);
+    CHECK(reg.cached_model_path("vit") == ctx.path("home-cache/vit"));
+  }
+  SECTION("set through another Registry of this process") {
+    Registry other(file);
+    other.set_dir(ctx.path("c"));
+    CHECK(reg.cached_model_path("vit") == ctx.path("c/vit"));
+  }
+  SECTION("set by a raw connection, outside the library") {
+    t::RawDb raw(file);
+    raw.exec("UPDATE settings SET value = '" + ctx.path("d") + "' WHERE key = 'cache_dir'");
+    CHECK(reg.cached_model_path("vit") == ctx.path("d/vit"));
+  }
+  SECTION("set in a transaction of this Registry: seen inside, gone after a rollback") {
+    CHECK_THROWS_AS(reg.transaction([&](tfimm::Transaction& tx) {
+      tx.set_dir(ctx.path("b"));
+      CHECK(tx.cached_model_path("vit") == ctx.path("b/vit"));
+      throw std::runtime_error("abandon");
+    }),
+                    std::runtime_error);
+    CHECK(reg.cached_model_path("vit") == ctx.path("a/vit"));
+    reg.set_dir(ctx.path("c"));
+    CHECK(reg.cached_model_path("vit") == ctx.path("c/vit"));
+  }
+  SECTION("a name registered meanwhile is answered by its entry") {
+    REQUIRE(helper({file, "set", "vit", ctx.path("elsewhere")}).exit_code == 0);
+    CHECK(reg.cached_model_path("vit") == ctx.path("elsewhere"));
+  }
+}
+
 TEST_CASE("resolve explains where a path comes from and what it shadows", "[registry]") {
   t::TestContext ctx;
   ctx.env().set("TFIMM_HOME", ctx.path("cache"));

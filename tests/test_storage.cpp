@@ -455,6 +455,42 @@ TEST_CASE("a registry file deleted while open is never written through the old h
   }
 }
 
+TEST_CASE("a registry file replaced by a rename while open is followed, never written blindly",
+          "[storage]") {
+  t::TestContext ctx;
+  const std::string file = ctx.path("registry.db");
+  tfimm::Registry reg(file);
+  reg.set_model_cache("resnet18", "/data/resnet18");
+  const std::string other = ctx.path("other.db");
+  tfimm::Registry(other).set_model_cache("vit", "/data/vit");
+
+  SECTION("the next read answers from the new file") {
+    REQUIRE(std::rename(other.c_str(), file.c_str()) == 0);
+    CHECK(reg.cached_model_path("vit") == "/data/vit");
+    CHECK_FALSE(reg.cached_model_path("resnet18"));
+    CHECK(reg.list_cached_models() == std::vector<std::string>{"vit"});
+  }
+  SECTION("the old file still has another name: the next write is refused, then follows") {
+    // A read checks only that the open file still has a name; a write checks
+    // that it is the file at the path.
+    const std::string backup = ctx.path("backup.db");
+    REQUIRE(::link(file.c_str(), backup.c_str()) == 0);
+    REQUIRE(std::rename(other.c_str(), file.c_str()) == 0);
+    CHECK_THROWS_MATCHES(reg.set_model_cache("convnext", "/data/convnext"), tfimm::RegistryError,
+                         Catch::Matchers::Predicate<tfimm::RegistryError>(
+                             [](const tfimm::RegistryError& e) {
+                               return std::string(e.what()).find("deleted or replaced") !=
+                                      std::string::npos;
+                             },
+                             "says the registry was replaced"));
+    CHECK(reg.list_cached_models() == std::vector<std::string>{"vit"});
+    reg.set_model_cache("convnext", "/data/convnext");
+    CHECK(tfimm::Registry(file).list_cached_models() ==
+          std::vector<std::string>{"convnext", "vit"});
+    CHECK(tfimm::Registry(backup).list_cached_models() == std::vector<std::string>{"resnet18"});
+  }
+}
+
 TEST_CASE("a write waits for another writer then fails as busy, while reads go on", "[storage]") {
   t::TestContext ctx;
   const std::string file = ctx.path("registry.db");
