@@ -63,6 +63,10 @@ std::optional<std::string> name_problem(std::string_view name) {
   }
   for (std::size_t i = 0; i < name.size();) {
     const auto c = static_cast<unsigned char>(name[i]);
+    if (c >= 0x20 && c < 0x7F && c != '/' && c != '\\') {  // printable ASCII, the usual case
+      ++i;
+      continue;
+    }
     if (c == '/' || c == '\\') return "a name must not contain '/' or '\\'";
     if (c == 0) return "a name must not contain a NUL byte";
     if (c < 0x20 || c == 0x7F) return "a name must not contain control characters";
