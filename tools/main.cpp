@@ -4,6 +4,7 @@
 // chosen subcommand, and is the one place where exceptions become messages
 // and exit codes.
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include "cmd_audit.hpp"
@@ -25,6 +26,8 @@
 namespace {
 
 using namespace tfimm::tool;
+
+constexpr const char* kDescription = "Inspect and administer the tfimm model cache registry.";
 
 constexpr const char* kFooter =
     "Environment:\n"
@@ -48,7 +51,54 @@ constexpr const char* kFooter =
     "  tfimm-cache path resnet18 --explain\n"
     "  tfimm-cache --registry /shared/registry.db audit";
 
-void setup_program(CLI::App& app, Program& program) {
+// The subcommands, in the order --help lists them.
+struct Subcommand {
+  const char* name;
+  void (*setup)(CLI::App&, Program&);
+};
+constexpr Subcommand kSubcommands[] = {
+    {"where", setup_where},     {"set", setup_set},
+    {"clear", setup_clear},     {"list", setup_list},
+    {"path", setup_path},       {"dir", setup_dir},
+    {"set-dir", setup_set_dir}, {"unset-dir", setup_unset_dir},
+    {"audit", setup_audit},     {"prune", setup_prune},
+    {"lock", setup_lock},       {"unlock", setup_unlock},
+    {"history", setup_history}, {"export", setup_export},
+    {"import", setup_import},   {"migrate", setup_migrate},
+    {"doctor", setup_doctor},
+};
+
+// The global options that take a value (as the next argument unless given
+// as --option=value).
+constexpr const char* kValueOptions[] = {"--registry", "--cache-dir", "--busy-timeout"};
+
+// The subcommand a command line names, when it is certain: global options
+// with their values, then a known subcommand name. Anything else (--help,
+// --version, an unknown word, no subcommand) gives nullptr.
+const Subcommand* named_subcommand(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.empty() || arg == "-" || arg == "--") return nullptr;
+    if (arg[0] != '-') {
+      for (const auto& sub : kSubcommands) {
+        if (arg == sub.name) return &sub;
+      }
+      return nullptr;
+    }
+    bool takes_value = false;
+    for (const char* option : kValueOptions) takes_value = takes_value || arg == option;
+    if (takes_value) {
+      ++i;
+    } else if (arg.find('=') == std::string::npos || arg.compare(0, 2, "--") != 0) {
+      return nullptr;
+    }
+  }
+  return nullptr;
+}
+
+// The command line with every subcommand, or with only `only`: building the
+// other sixteen is most of the work CLI11 does for a one-line answer.
+void setup_program(CLI::App& app, Program& program, const Subcommand* only) {
   app.set_version_flag("--version", [] {
     return std::string("tfimm-cache ") + tfimm::version() + " (registry schema " +
            std::to_string(tfimm::schema_version()) + ")";
@@ -69,23 +119,9 @@ void setup_program(CLI::App& app, Program& program) {
   app.require_subcommand(1);
   app.footer(kFooter);
 
-  setup_where(app, program);
-  setup_set(app, program);
-  setup_clear(app, program);
-  setup_list(app, program);
-  setup_path(app, program);
-  setup_dir(app, program);
-  setup_set_dir(app, program);
-  setup_unset_dir(app, program);
-  setup_audit(app, program);
-  setup_prune(app, program);
-  setup_lock(app, program);
-  setup_unlock(app, program);
-  setup_history(app, program);
-  setup_export(app, program);
-  setup_import(app, program);
-  setup_migrate(app, program);
-  setup_doctor(app, program);
+  for (const auto& sub : kSubcommands) {
+    if (only == nullptr || only == &sub) sub.setup(app, program);
+  }
 }
 
 // One line: newlines in a message would break "one line on stderr".
@@ -113,19 +149,30 @@ std::string help_hint(const CLI::App& app) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Inspect and administer the tfimm model cache registry.", "tfimm-cache"};
   Program program;
-  setup_program(app, program);
+  auto app = std::make_unique<CLI::App>(kDescription, "tfimm-cache");
+  const Subcommand* only = named_subcommand(argc, argv);
+  setup_program(*app, program, only);
 
   try {
-    app.parse(argc, argv);
-    if (!program.command) return fail(kExitUsage, "a subcommand is required" + help_hint(app));
+    try {
+      app->parse(argc, argv);
+    } catch (const CLI::ParseError&) {
+      if (only == nullptr) throw;
+      // Refused with one subcommand built: parse again with all of them, so
+      // that what the user sees is exactly what the whole command line says.
+      program = Program{};
+      app = std::make_unique<CLI::App>(kDescription, "tfimm-cache");
+      setup_program(*app, program, nullptr);
+      app->parse(argc, argv);
+    }
+    if (!program.command) return fail(kExitUsage, "a subcommand is required" + help_hint(*app));
     if (program.global.cache_dir) tfimm::set_dir_override(*program.global.cache_dir);
     return program.command();
   } catch (const CLI::Success& e) {  // --help, --version
-    return app.exit(e);
+    return app->exit(e);
   } catch (const CLI::ParseError& e) {
-    return fail(kExitUsage, e.what() + help_hint(app));
+    return fail(kExitUsage, e.what() + help_hint(*app));
   } catch (const UsageError& e) {
     return fail(kExitUsage, e.what());
   } catch (const tfimm::RegistryError& e) {
