@@ -355,10 +355,13 @@ struct Store::Connection {
   std::chrono::steady_clock::time_point busy_since;
 
   // While another connection holds the lock, retry for up to busy_timeout.
-  // SQLite's own busy_timeout sleeps up to 100 ms between tries, so under a
-  // steady stream of writers a waiting one keeps missing the moments the
-  // lock is free and can starve past the timeout; short, jittered sleeps
-  // (0.1 ms growing to 20 ms) catch them. Off: fail at once with SQLITE_BUSY.
+  // Two things pull apart here. Each time the lock passes to another process
+  // that process rereads what changed, so the fewer hand-overs the more sets
+  // per second: waiters should sleep long and let a writer finish its run.
+  // But SQLite's own waits (up to 100 ms) let a waiter keep missing the
+  // moments the lock is free, past the timeout. So: jittered sleeps growing
+  // from 0.1 ms to 50 ms, and a waiter that has waited 1 s retries every
+  // 0.5 to 1 ms until it gets its turn. Off: fail at once with SQLITE_BUSY.
   void wait_when_busy(bool on) {
     sqlite3_busy_handler(db.getHandle(), on ? &Connection::on_busy : nullptr, this);
   }
@@ -367,8 +370,10 @@ struct Store::Connection {
     auto& c = *static_cast<Connection*>(self);
     const auto now = std::chrono::steady_clock::now();
     if (attempt == 0) c.busy_since = now;
-    if (now - c.busy_since >= c.busy_timeout) return 0;
-    const auto step = std::min(20000, 100 << std::min(attempt, 8));  // microseconds
+    const auto waited = now - c.busy_since;
+    if (waited >= c.busy_timeout) return 0;
+    const int step = waited < std::chrono::seconds(1) ? std::min(50000, 100 << std::min(attempt, 9))
+                                                      : 1000;  // microseconds
     const auto jitter = static_cast<int>(
         (static_cast<unsigned>(attempt) * 2654435761u ^ static_cast<unsigned>(::getpid())) %
         static_cast<unsigned>(step));
