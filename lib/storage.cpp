@@ -724,6 +724,29 @@ void Store::write(const std::function<void()>& body, bool commit) {
   }
 }
 
+void Store::bulk_write(const std::function<void()>& body, bool commit) {
+  if (depth_ > 0) {
+    body();
+    return;
+  }
+  open(true);
+  // 32 MiB: the pages an import of 100 000 entries changes, with room.
+  Connection* const c = conn_.get();
+  const int normal = c->db.execAndGet("PRAGMA cache_size").getInt();
+  c->db.exec("PRAGMA cache_size = -32768");
+  struct Restore {
+    Store& store;
+    Connection* c;
+    int size;
+    ~Restore() {
+      if (store.conn_.get() != c) return;  // replaced meanwhile: nothing to restore
+      const std::string sql = "PRAGMA cache_size = " + std::to_string(size);
+      sqlite3_exec(c->db.getHandle(), sql.c_str(), nullptr, nullptr, nullptr);
+    }
+  } restore{*this, c, normal};
+  write(body, commit);
+}
+
 // -- reads --------------------------------------------------------------------
 
 std::optional<std::string> Store::model_path(const std::string& name) {

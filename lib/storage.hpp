@@ -48,6 +48,11 @@ class Store {
   // back). Nested calls join the outer transaction.
   void write(const std::function<void()>& body, bool commit = true);
 
+  // write() for a change to many entries at once: the page cache grows for
+  // the transaction to hold every page it changes, so that none is written
+  // to the log twice, and shrinks back after it.
+  void bulk_write(const std::function<void()>& body, bool commit = true);
+
   // -- reads (inside read() or write()) --
   // The path of `name`, else the value of setting `setting_key`, read in one
   // statement (one snapshot, one transaction).

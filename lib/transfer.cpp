@@ -254,12 +254,14 @@ ImportReport Registry::import(const Snapshot& snapshot, const ImportOptions& opt
   Lock lock(impl_->mutex);
   ImportReport report;
   auto& store = impl_->store;
-  store.write(
+  store.bulk_write(
       [&] {
         const auto now = detail::now_ms();
         std::map<std::string, Entry> existing;
         for (auto& e : store.models()) existing.emplace(e.name, std::move(e));
-        // Path changes are written in two statements for the whole import.
+        // Path changes are written in two statements for the whole import,
+        // in name order: each b-tree keyed by name then grows at one place
+        // instead of everywhere at once.
         std::vector<detail::Store::PathChange> changes;
         changes.reserve(models.size());
         for (const auto& m : models) {
@@ -270,6 +272,8 @@ ImportReport Registry::import(const Snapshot& snapshot, const ImportOptions& opt
             changes.push_back({&m.name, &m.path, &it->second.path});
           }
         }
+        std::sort(changes.begin(), changes.end(),
+                  [](const auto& a, const auto& b) { return *a.name < *b.name; });
         store.upsert_models(changes, now);
         store.add_histories("import", changes, now);
         for (const auto& m : models) {

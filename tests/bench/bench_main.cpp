@@ -29,8 +29,9 @@ const char* const kFigureKeys[] = {"lookup-hit", "lookup-fallback", "durable-set
                                    "audit",      "contention",      "open",        "tool",
                                    "memory"};
 // Rows of the table in a full run: one per key, none for memory (its own
-// table), two for bulk-import (import and transaction).
-constexpr std::size_t kFigureRows = 9;
+// table), two for bulk-import (import and transaction) and two for open
+// (C++ runtime linked in, and shared).
+constexpr std::size_t kFigureRows = 10;
 
 constexpr const char* kUsage =
     "usage: tfimm_bench [--smoke] [--only KEY[,KEY...]] [--dir DIR] [--tool PATH]\n"
@@ -118,6 +119,7 @@ int main(int argc, char** argv) {
   tfimm::test::TestContext context;
   config.root = context.root();
   config.open_ours = built_program(TFIMM_BENCH_OPEN_OURS);
+  config.open_ours_shared = built_program(TFIMM_BENCH_OPEN_OURS_SHARED);
   config.open_raw = built_program(TFIMM_BENCH_OPEN_RAW);
   config.writer = built_program(TFIMM_BENCH_WRITER);
 #ifdef TFIMM_BENCH_TOOL
@@ -205,7 +207,9 @@ int main(int argc, char** argv) {
   }
   if (wanted("open")) {
     progress("open");
-    attempt("open", [&] { figures.push_back(open_process(config, need_lookup())); });
+    attempt("open", [&] {
+      for (auto& f : open_process(config, need_lookup())) figures.push_back(std::move(f));
+    });
   }
   if (wanted("tool")) {
     progress("tool");

@@ -15,7 +15,8 @@ struct Config {
   bool smoke = false;
   std::string root;  // scratch directory, removed at the end
   // Programs run as real processes; empty when not available.
-  std::string open_ours;
+  std::string open_ours;         // C++ runtime linked in, as tfimm-cache
+  std::string open_ours_shared;  // the same program with the shared C++ runtime
   std::string open_raw;
   std::string writer;
   std::string tool;
@@ -68,7 +69,8 @@ Figure durable_set(const Config& config);
 std::vector<Figure> bulk_import(const Config& config);
 Figure audit(const Config& config, const AuditData& data);
 Figure contention(const Config& config);
-Figure open_process(const Config& config, const LookupData& data);
+// The program linked as tfimm-cache is, then with the shared C++ runtime.
+std::vector<Figure> open_process(const Config& config, const LookupData& data);
 Figure tool_process(const Config& config, const LookupData& data);
 
 // Peak resident memory of the tool on the audit registry.
