@@ -267,11 +267,20 @@ TEST_CASE("an import with one bad record changes nothing", "[transfer]") {
     tfimm::Registry reg(file);
     CHECK_THROWS_AS(reg.import(s), tfimm::InvalidInput);
   }
-  SECTION("a duplicate name") {
+  SECTION("a duplicate name, named at its second record") {
     s.models.push_back(model("vit", "/data/vit2"));
     tfimm::Registry reg(file);
     CHECK_THROWS_AS(reg.import(s), tfimm::InvalidInput);
-    CHECK_THROWS_WITH(reg.import(s), Catch::Contains("vit"));
+    CHECK_THROWS_WITH(reg.import(s), Catch::StartsWith("models[2] (\"vit\")") &&
+                                         Catch::Contains("more than once"));
+  }
+  SECTION("of a duplicate and a bad record, the earlier one is reported") {
+    s.models.push_back(model("resnet18", "/data/again"));  // models[2]
+    s.models.push_back(model("a/b", "/data/x"));           // models[3]
+    tfimm::Registry reg(file);
+    CHECK_THROWS_WITH(reg.import(s), Catch::StartsWith("models[2]"));
+    std::swap(s.models[2], s.models[3]);
+    CHECK_THROWS_WITH(reg.import(s), Catch::StartsWith("models[2] (\"a/b\")"));
   }
   SECTION("even with replace") {
     s.models.push_back(model("..", "/data/x"));
