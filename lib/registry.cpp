@@ -18,9 +18,8 @@ const char* version() noexcept { return TFIMM_VERSION; }
 
 void Registry::Impl::set_model(const std::string& name, const std::string& normal_path) {
   const auto now = detail::now_ms();
-  auto old = store.model_path(name);
+  store.add_set_history(name, normal_path, now);  // first: it reads the old path
   store.upsert_model(name, normal_path, now);
-  store.add_history("set", name, old, normal_path, now);
 }
 
 bool Registry::Impl::clear_model(const std::string& name) {

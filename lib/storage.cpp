@@ -1038,6 +1038,25 @@ void Store::add_history(const std::string& action, const std::string& name,
   }
 }
 
+void Store::add_set_history(const std::string& name, const std::string& new_path, Timestamp now) {
+  try {
+    const Actor& who = actor_base();
+    // The old path is read by the same statement: one step per set, not two.
+    Use st(conn().prepare(
+        "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
+        "VALUES(?1, 'set', ?2, (SELECT path FROM models WHERE name = ?2), ?3, ?4, ?5, ?6)"));
+    st->bind(1, static_cast<std::int64_t>(now));
+    st->bindNoCopy(2, name);
+    st->bindNoCopy(3, new_path);
+    st->bindNoCopy(4, who.user);
+    st->bindNoCopy(5, who.host);
+    st->bind(6, static_cast<std::int64_t>(current_pid()));
+    st->exec();
+  } catch (const std::exception& e) {
+    fail(e, "record history in");
+  }
+}
+
 // -- facts --------------------------------------------------------------------
 
 int Store::user_version() {

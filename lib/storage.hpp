@@ -96,6 +96,9 @@ class Store {
   void add_history(const std::string& action, const std::string& name,
                    const std::optional<std::string>& old_path,
                    const std::optional<std::string>& new_path, Timestamp now);
+  // add_history("set", name, <its path now, if any>, new_path, now), for a
+  // set about to be written.
+  void add_set_history(const std::string& name, const std::string& new_path, Timestamp now);
 
   // -- facts --
   int user_version();
