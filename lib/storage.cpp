@@ -355,13 +355,14 @@ struct Store::Connection {
   std::chrono::steady_clock::time_point busy_since;
 
   // While another connection holds the lock, retry for up to busy_timeout.
-  // Two things pull apart here. Each time the lock passes to another process
-  // that process rereads what changed, so the fewer hand-overs the more sets
-  // per second: waiters should sleep long and let a writer finish its run.
+  // Two things pull apart here. Each hand-over of the lock to another process
+  // costs a wake-up and a reread of what changed, and every retry costs a
+  // wake-up, so the fewer of both the more sets per second: waiters should
+  // sleep long and let a writer finish its run.
   // But SQLite's own waits (up to 100 ms) let a waiter keep missing the
   // moments the lock is free, past the timeout. So: jittered sleeps growing
   // from 0.1 ms to 50 ms, and a waiter that has waited 1 s retries every
-  // 0.5 to 1 ms until it gets its turn. Off: fail at once with SQLITE_BUSY.
+  // 2 to 4 ms until it gets its turn. Off: fail at once with SQLITE_BUSY.
   void wait_when_busy(bool on) {
     sqlite3_busy_handler(db.getHandle(), on ? &Connection::on_busy : nullptr, this);
   }
@@ -373,7 +374,7 @@ struct Store::Connection {
     const auto waited = now - c.busy_since;
     if (waited >= c.busy_timeout) return 0;
     const int step = waited < std::chrono::seconds(1) ? std::min(50000, 100 << std::min(attempt, 9))
-                                                      : 1000;  // microseconds
+                                                      : 4000;  // microseconds
     const auto jitter = static_cast<int>(
         (static_cast<unsigned>(attempt) * 2654435761u ^ static_cast<unsigned>(::getpid())) %
         static_cast<unsigned>(step));
