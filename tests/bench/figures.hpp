@@ -35,7 +35,7 @@ struct Config {
   std::size_t audit_reps = 7;
   std::size_t contention_procs = 8;
   std::size_t contention_sets = 500;  // per process
-  std::size_t contention_reps = 3;
+  std::size_t contention_reps = 5;
   std::size_t process_reps = 200;  // open: fresh processes per side
   std::size_t tool_reps = 100;     // tool: fresh processes per side
 
