@@ -75,9 +75,9 @@ int run_audit(const GlobalOptions& global, const AuditCmdOptions& options) {
                  "not recorded\n";
   }
   if (options.json) {
-    nlohmann::ordered_json out = nlohmann::ordered_json::array();
-    for (const auto& item : report.items) out.push_back(to_json(item));
-    std::cout << dump_json(out);
+    JsonArrayWriter out(std::cout);
+    for (const auto& item : report.items) out.add(to_json(item));
+    out.finish();
     return report.stale() > 0 ? kExitNegative : kExitOk;
   }
 

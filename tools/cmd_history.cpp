@@ -39,20 +39,20 @@ int run_history(const GlobalOptions& global, const HistoryOptions& options) {
   std::vector<HistoryRecord> records = registry.history(name, options.limit);
 
   if (options.json) {
-    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    JsonArrayWriter out(std::cout);
     for (const auto& r : records) {
-      out.push_back({{"id", r.id},
-                     {"at", iso_time(r.at, true)},
-                     {"action", r.action},
-                     {"name", r.name.empty() ? nlohmann::ordered_json(nullptr)
-                                             : nlohmann::ordered_json(r.name)},
-                     {"old_path", optional_string(r.old_path)},
-                     {"new_path", optional_string(r.new_path)},
-                     {"user", r.user},
-                     {"host", r.host},
-                     {"pid", r.pid}});
+      out.add({{"id", r.id},
+               {"at", iso_time(r.at, true)},
+               {"action", r.action},
+               {"name",
+                r.name.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.name)},
+               {"old_path", optional_string(r.old_path)},
+               {"new_path", optional_string(r.new_path)},
+               {"user", r.user},
+               {"host", r.host},
+               {"pid", r.pid}});
     }
-    std::cout << dump_json(out);
+    out.finish();
     return kExitOk;
   }
 

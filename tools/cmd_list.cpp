@@ -24,17 +24,17 @@ int run_list(const GlobalOptions& global, const ListOptions& options) {
   std::vector<Entry> entries = registry.entries();
 
   if (options.json) {
-    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    JsonArrayWriter out(std::cout);
     for (const auto& e : entries) {
-      out.push_back({{"name", e.name},
-                     {"path", e.path},
-                     {"exists", check_path(e.path) == PathStatus::Ok},
-                     {"locked", e.locked},
-                     {"lock_reason", e.lock_reason},
-                     {"created_at", iso_time(e.created_at, true)},
-                     {"updated_at", iso_time(e.updated_at, true)}});
+      out.add({{"name", e.name},
+               {"path", e.path},
+               {"exists", check_path(e.path) == PathStatus::Ok},
+               {"locked", e.locked},
+               {"lock_reason", e.lock_reason},
+               {"created_at", iso_time(e.created_at, true)},
+               {"updated_at", iso_time(e.updated_at, true)}});
     }
-    std::cout << dump_json(out);
+    out.finish();
     return kExitOk;
   }
 

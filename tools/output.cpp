@@ -156,6 +156,21 @@ std::string dump_json(const nlohmann::ordered_json& value) {
   return value.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
+void JsonArrayWriter::add(const nlohmann::ordered_json& element) {
+  // One level deeper than dump() puts it: two more spaces after each line
+  // break. Strings hold no raw line breaks (JSON escapes them).
+  const std::string text =
+      element.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  out_ << (any_ ? ",\n  " : "[\n  ");
+  for (char c : text) {
+    out_ << c;
+    if (c == '\n') out_ << "  ";
+  }
+  any_ = true;
+}
+
+void JsonArrayWriter::finish() { out_ << (any_ ? "\n]\n" : "[]\n"); }
+
 Progress::Progress(std::string label)
     : label_(std::move(label)),
       enabled_(::isatty(STDERR_FILENO) == 1 && !terminal_is_dumb()),

@@ -8,6 +8,7 @@
 #include <iosfwd>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,6 +73,22 @@ std::string age(Timestamp at);
 
 // JSON text for output: two-space indent, invalid UTF-8 replaced, newline.
 std::string dump_json(const nlohmann::ordered_json& value);
+
+// A JSON array written one element at a time, byte for byte as dump_json()
+// writes the whole array, so that a listing of many entries never holds a
+// document of all of them (for 100 000 entries that document alone took
+// about 100 MiB).
+class JsonArrayWriter {
+ public:
+  explicit JsonArrayWriter(std::ostream& out) : out_(out) {}
+  void add(const nlohmann::ordered_json& element);
+  // Closes the array; an empty one is "[]".
+  void finish();
+
+ private:
+  std::ostream& out_;
+  bool any_ = false;
+};
 
 // A one-line progress bar on stderr for slow checks: drawn only when stderr
 // is a terminal and the work has taken longer than a moment, redrawn at most

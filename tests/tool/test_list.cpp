@@ -95,3 +95,30 @@ TEST_CASE("list prints control characters in paths escaped, one entry per line",
   CHECK(table[1].find("/data/line\\nbreak") != std::string::npos);
   CHECK(tool.json({"list", "--json"})[0]["path"] == "/data/line\nbreak");
 }
+
+// JSON arrays are written one element at a time; the text must still be
+// exactly what one JSON document of the whole array would print.
+TEST_CASE("list, audit and history --json print the array as one formatted document",
+          "[list][json]") {
+  Tool tool;
+  const auto canonical = [](const std::string& out) {
+    return nlohmann::ordered_json::parse(out).dump(2) + "\n";
+  };
+  CHECK(tool.ok({"list", "--json"}) == "[]\n");
+  tool.ok({"set", "resnet18", tool.make_dir("w/resnet18")});
+  const std::string one = tool.ok({"list", "--json"});
+  CHECK(one == canonical(one));
+  tool.ok({"set", "odd", "/data/line\nbreak \xc3\xa9"});
+  tool.ok({"set", "vit", "/nowhere/vit"});
+  tool.ok({"lock", "vit", "--reason", "usb \"quoted\""});
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"list", "--json"}, {"history", "--json"}}) {
+    const std::string out = tool.ok(args);
+    INFO(out);
+    CHECK(out == canonical(out));
+  }
+  const auto audit = tool.run({"audit", "--json"});
+  CHECK(audit.exit_code == 1);
+  CHECK(audit.out == canonical(audit.out));
+  CHECK(nlohmann::json::parse(audit.out).size() == 3);
+}
