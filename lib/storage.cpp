@@ -378,7 +378,10 @@ struct Store::Connection {
     const auto jitter = static_cast<int>(
         (static_cast<unsigned>(attempt) * 2654435761u ^ static_cast<unsigned>(::getpid())) %
         static_cast<unsigned>(step));
-    std::this_thread::sleep_for(std::chrono::microseconds(step / 2 + jitter / 2));
+    // Never past the deadline: the last try comes at the timeout, not up to
+    // one long sleep after it.
+    const auto left = std::chrono::ceil<std::chrono::microseconds>(c.busy_timeout - waited);
+    std::this_thread::sleep_for(std::min(std::chrono::microseconds(step / 2 + jitter / 2), left));
     return 1;
   }
 
