@@ -46,12 +46,12 @@ int run_list(const GlobalOptions& global, const ListOptions& options) {
     return kExitOk;
   }
   Table table({"NAME", "PATH", "EXISTS", "LOCKED"});
-  for (const auto& e : entries) {
+  for (auto& e : entries) {  // moved into the table: one copy of each string
     bool exists = check_path(e.path) == PathStatus::Ok;
     std::string locked;
     if (e.locked) locked = e.lock_reason.empty() ? "locked" : "locked: " + e.lock_reason;
-    table.add({e.name,
-               e.path,
+    table.add({std::move(e.name),
+               std::move(e.path),
                {yes_no(exists), exists ? Style::Colour::None : Style::Colour::Red},
                {locked, Style::Colour::Yellow}});
   }
