@@ -273,7 +273,7 @@ Diagnosis Registry::diagnose() {
 
 void Transaction::set_model_cache(const std::string& name, const std::string& path) {
   check_name(name);
-  impl_.set_model(name, normalize_path(path));
+  impl_.store.defer_set(name, normalize_path(path));
 }
 
 bool Transaction::clear_model_cache(const std::string& name) {

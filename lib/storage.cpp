@@ -651,7 +651,61 @@ void Store::set_journal_mode(Connection& c) {
 
 Store::Connection& Store::conn() {
   if (!conn_) throw std::logic_error("tfimm: registry used before Store::open()");
+  // Every statement goes through here: deferred sets are written before
+  // anything else reads or writes.
+  if (!deferred_.empty() && !writing_deferred_) write_deferred();
   return *conn_;
+}
+
+void Store::defer_set(std::string name, std::string path) {
+  if (depth_ == 0) throw std::logic_error("tfimm: Store::defer_set() outside write()");
+  if (deferred_names_.count(name) != 0) write_deferred();
+  deferred_.emplace_back(std::move(name), std::move(path));
+  deferred_names_.insert(deferred_.back().first);
+}
+
+void Store::write_deferred() {
+  writing_deferred_ = true;
+  struct Done {
+    Store& store;
+    ~Done() { store.drop_deferred(); }
+  } done{*this};
+  std::vector<std::pair<std::string_view, std::size_t>> by_name;
+  by_name.reserve(deferred_.size());
+  for (std::size_t i = 0; i < deferred_.size(); ++i) by_name.emplace_back(deferred_[i].first, i);
+  std::stable_sort(by_name.begin(), by_name.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<PathChange> changes;
+  changes.reserve(by_name.size());
+  for (const auto& [key, i] : by_name) {
+    changes.push_back({&deferred_[i].first, &deferred_[i].second, nullptr});
+  }
+  const auto now = now_ms();
+  try {
+    const Actor& who = actor_base();
+    // History first: it reads each entry's old path.
+    run_with_changes(conn_->db.getHandle(),
+                     "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
+                     "SELECT ?2, 'set', c.name, (SELECT path FROM models WHERE name = c.name), "
+                     "c.path, ?3, ?4, ?5 FROM tfimm_changes(?1) AS c",
+                     changes, [&](sqlite3_stmt* st) {
+                       sqlite3_bind_int64(st, 2, now);
+                       sqlite3_bind_text(st, 3, who.user.data(), static_cast<int>(who.user.size()),
+                                         SQLITE_STATIC);
+                       sqlite3_bind_text(st, 4, who.host.data(), static_cast<int>(who.host.size()),
+                                         SQLITE_STATIC);
+                       sqlite3_bind_int64(st, 5, current_pid());
+                     });
+  } catch (const std::exception& e) {
+    fail(e, "record history in");
+  }
+  upsert_models(changes, now);
+}
+
+void Store::drop_deferred() noexcept {
+  deferred_.clear();
+  deferred_names_.clear();
+  writing_deferred_ = false;
 }
 
 bool Store::read(const std::function<void()>& body) {
@@ -707,6 +761,11 @@ void Store::write(const std::function<void()>& body, bool commit) {
   ++depth_;
   try {
     body();
+    if (commit) {
+      if (!deferred_.empty()) write_deferred();
+    } else {
+      drop_deferred();
+    }
     --depth_;
     if (commit) {
       db.exec("COMMIT");
@@ -714,12 +773,14 @@ void Store::write(const std::function<void()>& body, bool commit) {
       db.exec("ROLLBACK");
     }
   } catch (const SQLite::Exception& e) {
+    drop_deferred();
     depth_ = 0;
     if (!sqlite3_get_autocommit(db.getHandle())) {
       sqlite3_exec(db.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
     }
     fail(e, "write");
   } catch (...) {
+    drop_deferred();
     depth_ = 0;
     if (!sqlite3_get_autocommit(db.getHandle())) {
       sqlite3_exec(db.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);

@@ -6,10 +6,14 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "tfimm/registry.hpp"
@@ -100,6 +104,14 @@ class Store {
   // set about to be written.
   void add_set_history(const std::string& name, const std::string& new_path, Timestamp now);
 
+  // A set inside write(), written later: before any other use of the
+  // connection, at the latest before the commit, together with every other
+  // deferred set, in two statements (history rows, then entries) in name
+  // order. What a transaction of many sets costs then is close to import().
+  // A second set of a pending name first writes the pending ones, so that
+  // its history row records the path it replaces.
+  void defer_set(std::string name, std::string path);
+
   // -- facts --
   int user_version();
   std::string journal_mode();
@@ -113,6 +125,8 @@ class Store {
   void migrate(Connection& c);
   void set_journal_mode(Connection& c);
   bool still_at_path() const;
+  void write_deferred();
+  void drop_deferred() noexcept;
   void check_identity();
   void close_file_handle() noexcept;
   void retire_connection();
@@ -125,7 +139,12 @@ class Store {
   dev_t dev_ = 0;
   ino_t ino_ = 0;
   int file_fd_ = -1;  // O_PATH handle on the open file (check_identity)
-  int depth_ = 0;     // write() nesting
+  // defer_set(): name and path of each pending set (a deque: the strings
+  // stay where they are, so the set of names can point into them).
+  std::deque<std::pair<std::string, std::string>> deferred_;
+  std::unordered_set<std::string_view> deferred_names_;
+  bool writing_deferred_ = false;
+  int depth_ = 0;  // write() nesting
   bool network_fs_ = false;
   std::string fs_type_;
 };

@@ -526,6 +526,61 @@ TEST_CASE("operations in a transaction commit together", "[registry]") {
   }
 }
 
+// Sets in a transaction are written together, later (Store::defer_set); what
+// anything reads or writes in between must still see them in call order.
+TEST_CASE("sets in a transaction keep their order against everything else", "[registry]") {
+  t::TestContext ctx;
+  const std::string file = ctx.path("registry.db");
+  Registry reg(file);
+  reg.set_model_cache("vit", "/data/vit0");
+  const auto before = reg.history().size();
+
+  reg.transaction([&](tfimm::Transaction& tx) {
+    tx.set_model_cache("vit", "/data/vit1");
+    tx.set_model_cache("resnet18", "/data/resnet18");
+    tx.set_model_cache("vit", "/data/vit2");  // the same name again
+    tx.set_model_cache("convnext", "/data/convnext");
+    CHECK(tx.clear_model_cache("convnext"));  // cleared after its set
+    // The Registry itself, used inside the body, sees the pending sets too.
+    CHECK(reg.cached_model_path("resnet18") == "/data/resnet18");
+    reg.set_model_cache("swin", "/data/swin1");
+    tx.set_model_cache("swin", "/data/swin2");  // after the Registry's own set
+  });
+
+  Registry fresh(file);
+  CHECK(fresh.list_cached_models() == std::vector<std::string>{"resnet18", "swin", "vit"});
+  CHECK(fresh.cached_model_path("vit") == "/data/vit2");
+  CHECK(fresh.cached_model_path("swin") == "/data/swin2");
+  // One history row per call, each with the path it replaced.
+  const auto rows = [&](const std::string& name) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& r : fresh.history(name)) {  // newest first
+      out.emplace_back(r.action + " " + r.old_path.value_or("-"), r.new_path.value_or("-"));
+    }
+    return out;
+  };
+  using Rows = std::vector<std::pair<std::string, std::string>>;
+  CHECK(rows("vit") == Rows{{"set /data/vit1", "/data/vit2"},
+                            {"set /data/vit0", "/data/vit1"},
+                            {"set -", "/data/vit0"}});
+  CHECK(rows("convnext") ==
+        Rows{{"clear /data/convnext", "-"}, {"set -", "/data/convnext"}});
+  CHECK(rows("swin") == Rows{{"set /data/swin1", "/data/swin2"}, {"set -", "/data/swin1"}});
+  CHECK(fresh.history().size() == before + 7);
+
+  SECTION("a rolled-back transaction leaves no pending set behind") {
+    CHECK_THROWS_AS(reg.transaction([](tfimm::Transaction& tx) {
+      tx.set_model_cache("ghost", "/data/ghost");
+      throw std::runtime_error("abandon");
+    }),
+                    std::runtime_error);
+    reg.transaction([](tfimm::Transaction& tx) { tx.set_model_cache("real", "/data/real"); });
+    CHECK_FALSE(fresh.cached_model_path("ghost"));
+    CHECK(fresh.cached_model_path("real") == "/data/real");
+    CHECK(fresh.history("ghost").empty());
+  }
+}
+
 TEST_CASE("an exception inside a transaction rolls everything back and propagates", "[registry]") {
   t::TestContext ctx;
   const std::string file = ctx.path("registry.db");
