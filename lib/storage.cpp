@@ -649,6 +649,9 @@ void Store::set_journal_mode(Connection& c) {
   // safe, only less concurrent; `tfimm-cache doctor` shows it.
 }
 
+// Sets held by defer_set() before they are written anyway: about 10 MB.
+constexpr std::size_t kMaxDeferredSets = 65536;
+
 Store::Connection& Store::conn() {
   if (!conn_) throw std::logic_error("tfimm: registry used before Store::open()");
   // Every statement goes through here: deferred sets are written before
@@ -659,7 +662,9 @@ Store::Connection& Store::conn() {
 
 void Store::defer_set(std::string name, std::string path) {
   if (depth_ == 0) throw std::logic_error("tfimm: Store::defer_set() outside write()");
-  if (deferred_names_.count(name) != 0) write_deferred();
+  // A repeated name: the pending sets first. Many pending sets: written in
+  // batches, so that a huge transaction does not hold them all in memory.
+  if (deferred_names_.count(name) != 0 || deferred_.size() >= kMaxDeferredSets) write_deferred();
   deferred_.emplace_back(std::move(name), std::move(path));
   deferred_names_.insert(deferred_.back().first);
 }

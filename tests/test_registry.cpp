@@ -581,6 +581,27 @@ TEST_CASE("sets in a transaction keep their order against everything else", "[re
   }
 }
 
+TEST_CASE("a transaction of more sets than are held back at once writes them all",
+          "[registry]") {
+  t::TestContext ctx;
+  Registry reg(ctx.path("registry.db"));
+  const int count = 65536 + 3;  // past the batch size of Store::defer_set
+  reg.transaction([&](tfimm::Transaction& tx) {
+    for (int i = 0; i < count; ++i) {
+      tx.set_model_cache("m" + std::to_string(i), "/data/m" + std::to_string(i));
+    }
+    tx.set_model_cache("m0", "/data/again");  // after the first batch was written
+  });
+  const auto names = reg.list_cached_models();
+  CHECK(names.size() == static_cast<std::size_t>(count));
+  CHECK(reg.cached_model_path("m0") == "/data/again");
+  CHECK(reg.cached_model_path("m65538") == "/data/m65538");
+  const auto m0 = reg.history("m0");
+  REQUIRE(m0.size() == 2);
+  CHECK(m0[0].old_path == "/data/m0");
+  CHECK(reg.history({}, 1000000).size() == static_cast<std::size_t>(count) + 1);
+}
+
 TEST_CASE("an exception inside a transaction rolls everything back and propagates", "[registry]") {
   t::TestContext ctx;
   const std::string file = ctx.path("registry.db");
