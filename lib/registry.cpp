@@ -221,6 +221,36 @@ std::vector<HistoryRecord> Registry::history(const std::optional<std::string>& n
   return impl_->store.history(name, limit);
 }
 
+namespace {
+
+// "user:group" of a file, by name where the system knows them.
+std::string owner_of(const struct stat& st) {
+  const passwd* pw = ::getpwuid(st.st_uid);
+  const group* gr = ::getgrgid(st.st_gid);
+  return (pw ? pw->pw_name : std::to_string(st.st_uid)) + ":" +
+         (gr ? gr->gr_name : std::to_string(st.st_gid));
+}
+
+std::string mode_of(const struct stat& st) {
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+  return mode;
+}
+
+// Whether whoever the mode bits let write the registry `reg` may also write
+// `side` (its -wal or -shm file): its owner, its group, everyone.
+bool writable_by_registry_writers(const struct stat& reg, const struct stat& side) {
+  const bool by_all = (side.st_mode & S_IWOTH) != 0;
+  const bool by_group = side.st_gid == reg.st_gid && (side.st_mode & S_IWGRP) != 0;
+  const bool by_owner = side.st_uid == reg.st_uid && (side.st_mode & S_IWUSR) != 0;
+  const bool owner_ok = (reg.st_mode & S_IWUSR) == 0 || by_owner || by_group || by_all;
+  const bool group_ok = (reg.st_mode & S_IWGRP) == 0 || by_group || by_all;
+  const bool all_ok = (reg.st_mode & S_IWOTH) == 0 || by_all;
+  return owner_ok && group_ok && all_ok;
+}
+
+}  // namespace
+
 Diagnosis Registry::diagnose() {
   Lock lock(impl_->mutex);
   Diagnosis d;
@@ -229,16 +259,39 @@ Diagnosis Registry::diagnose() {
   d.exists = ::stat(d.path.c_str(), &st) == 0;
   d.network_fs = on_network_fs(d.path, &d.fs_type);
   if (d.exists) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
-    d.file_mode = mode;
-    const passwd* pw = ::getpwuid(st.st_uid);
-    const group* gr = ::getgrgid(st.st_gid);
-    d.owner = (pw ? pw->pw_name : std::to_string(st.st_uid)) + ":" +
-              (gr ? gr->gr_name : std::to_string(st.st_gid));
+    d.file_mode = mode_of(st);
+    d.owner = owner_of(st);
     if ((st.st_mode & S_IWOTH) != 0) {
       d.warnings.push_back("the registry file is writable by every user (mode " + d.file_mode +
                            "); anyone can change where models are loaded from");
+    }
+    // SQLite makes -wal and -shm with the registry's mode when it creates
+    // them; ones left by a user who could only read the registry then keep
+    // everyone else from writing it.
+    std::vector<std::string> narrower;
+    for (const char* suffix : {"-wal", "-shm"}) {
+      struct stat side {};
+      const std::string file = d.path + suffix;
+      if (::stat(file.c_str(), &side) == 0 && !writable_by_registry_writers(st, side)) {
+        narrower.push_back(file);
+      }
+    }
+    if (!narrower.empty()) {
+      struct stat side {};
+      ::stat(narrower.front().c_str(), &side);
+      const std::string files =
+          narrower.size() == 1 ? narrower[0] : narrower[0] + " " + narrower[1];
+      d.warnings.push_back(
+          files + (narrower.size() == 1 ? " has" : " have") + " owner " + owner_of(side) +
+          " and mode " + mode_of(side) + ", but the registry has owner " + d.owner + " and mode " +
+          d.file_mode + ": some users who can write the registry cannot write " +
+          (narrower.size() == 1 ? "it" : "them") +
+          ", and their writes fail with RegistryReadOnly. Give " +
+          (narrower.size() == 1 ? "it" : "them") + " the registry's group and mode, as " +
+          (narrower.size() == 1 ? "its" : "their") +
+          " owner or root (safe while the registry is in use): chgrp " +
+          d.owner.substr(d.owner.find(':') + 1) + " " + files + " && chmod " + d.file_mode + " " +
+          files);
     }
   }
   std::optional<std::string> stored;

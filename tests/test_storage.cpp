@@ -535,6 +535,42 @@ TEST_CASE("on a network file system the registry uses a rollback journal instead
   CHECK(reg.cached_model_path("resnet18") == "/data/resnet18");
 }
 
+TEST_CASE("diagnose warns when -wal or -shm are less writable than the registry",
+          "[storage]") {
+  t::TestContext ctx;
+  const std::string file = ctx.path("registry.db");
+  tfimm::Registry reg(file);
+  reg.set_model_cache("resnet18", "/data/resnet18");  // the connection stays open
+  REQUIRE(t::exists(file + "-wal"));
+  REQUIRE(t::exists(file + "-shm"));
+  REQUIRE(::chmod(file.c_str(), 0664) == 0);
+  const auto warning_about = [&](const std::string& what) {
+    for (const auto& w : tfimm::Registry(file).diagnose().warnings) {
+      if (w.find(what) != std::string::npos) return w;
+    }
+    return std::string();
+  };
+  SECTION("left 0644 by someone who could only read the registry") {
+    REQUIRE(::chmod((file + "-wal").c_str(), 0664) == 0);
+    REQUIRE(::chmod((file + "-shm").c_str(), 0644) == 0);
+    const auto w = warning_about("-shm");
+    CHECK_THAT(w, Catch::StartsWith(file + "-shm has owner "));
+    CHECK_THAT(w, Catch::Contains("mode 0644, but the registry has owner"));
+    CHECK_THAT(w, Catch::Contains("&& chmod 0664 " + file + "-shm"));
+    CHECK(warning_about("-wal has") == "");
+    // Fixed as the warning says: no warning, and writes go on.
+    REQUIRE(::chmod((file + "-shm").c_str(), 0664) == 0);
+    CHECK(warning_about("-shm") == "");
+    reg.set_model_cache("vit", "/data/vit");
+  }
+  SECTION("as wide as the registry: no warning") {
+    REQUIRE(::chmod((file + "-wal").c_str(), 0666) == 0);
+    REQUIRE(::chmod((file + "-shm").c_str(), 0664) == 0);
+    CHECK(warning_about("-wal") == "");
+    CHECK(warning_about("-shm") == "");
+  }
+}
+
 TEST_CASE("diagnose reports the facts of a healthy registry", "[storage]") {
   t::TestContext ctx;
   const std::string file = ctx.path("registry.db");
