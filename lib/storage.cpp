@@ -675,6 +675,14 @@ void Store::write_deferred() {
     Store& store;
     ~Done() { store.drop_deferred(); }
   } done{*this};
+  const auto now = now_ms();
+  if (deferred_.size() == 1) {
+    // One set (a transaction that reads after each write): the two kept
+    // statements of a single set, not two set-based ones prepared anew.
+    add_set_history(deferred_[0].first, deferred_[0].second, now);
+    upsert_model(deferred_[0].first, deferred_[0].second, now);
+    return;
+  }
   std::vector<std::pair<std::string_view, std::size_t>> by_name;
   by_name.reserve(deferred_.size());
   for (std::size_t i = 0; i < deferred_.size(); ++i) by_name.emplace_back(deferred_[i].first, i);
@@ -685,7 +693,6 @@ void Store::write_deferred() {
   for (const auto& [key, i] : by_name) {
     changes.push_back({&deferred_[i].first, &deferred_[i].second, nullptr});
   }
-  const auto now = now_ms();
   try {
     const Actor& who = actor_base();
     // History first: it reads each entry's old path.
