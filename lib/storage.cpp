@@ -683,34 +683,14 @@ void Store::write_deferred() {
     upsert_model(deferred_[0].first, deferred_[0].second, now);
     return;
   }
-  std::vector<std::pair<std::string_view, std::size_t>> by_name;
-  by_name.reserve(deferred_.size());
-  for (std::size_t i = 0; i < deferred_.size(); ++i) by_name.emplace_back(deferred_[i].first, i);
-  std::stable_sort(by_name.begin(), by_name.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<PathChange> changes;
-  changes.reserve(by_name.size());
-  for (const auto& [key, i] : by_name) {
+  changes.reserve(deferred_.size());
+  for (const auto& [key, i] :
+       name_order(deferred_, [](const auto& set) -> const std::string& { return set.first; })) {
     changes.push_back({&deferred_[i].first, &deferred_[i].second, nullptr});
   }
-  try {
-    const Actor& who = actor_base();
-    // History first: it reads each entry's old path.
-    run_with_changes(conn_->db.getHandle(),
-                     "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
-                     "SELECT ?2, 'set', c.name, (SELECT path FROM models WHERE name = c.name), "
-                     "c.path, ?3, ?4, ?5 FROM tfimm_changes(?1) AS c",
-                     changes, [&](sqlite3_stmt* st) {
-                       sqlite3_bind_int64(st, 2, now);
-                       sqlite3_bind_text(st, 3, who.user.data(), static_cast<int>(who.user.size()),
-                                         SQLITE_STATIC);
-                       sqlite3_bind_text(st, 4, who.host.data(), static_cast<int>(who.host.size()),
-                                         SQLITE_STATIC);
-                       sqlite3_bind_int64(st, 5, current_pid());
-                     });
-  } catch (const std::exception& e) {
-    fail(e, "record history in");
-  }
+  // History first: it reads each entry's old path.
+  add_histories("set", changes, now, OldPaths::Current);
   upsert_models(changes, now);
 }
 
@@ -997,23 +977,24 @@ void Store::upsert_models(const std::vector<PathChange>& changes, Timestamp now)
 }
 
 void Store::add_histories(const std::string& action, const std::vector<PathChange>& changes,
-                          Timestamp now) {
+                          Timestamp now, OldPaths old_paths) {
   if (changes.empty()) return;
   try {
     const Actor& who = actor_base();
-    run_with_changes(conn().db.getHandle(),
-                     "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
-                     "SELECT ?2, ?3, name, old_path, path, ?4, ?5, ?6 FROM tfimm_changes(?1)",
-                     changes, [&](sqlite3_stmt* st) {
-                       sqlite3_bind_int64(st, 2, now);
-                       sqlite3_bind_text(st, 3, action.data(), static_cast<int>(action.size()),
-                                         SQLITE_STATIC);
-                       sqlite3_bind_text(st, 4, who.user.data(), static_cast<int>(who.user.size()),
-                                         SQLITE_STATIC);
-                       sqlite3_bind_text(st, 5, who.host.data(), static_cast<int>(who.host.size()),
-                                         SQLITE_STATIC);
-                       sqlite3_bind_int64(st, 6, current_pid());
-                     });
+    const char* sql =
+        old_paths == OldPaths::Given
+            ? "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
+              "SELECT ?2, ?3, name, old_path, path, ?4, ?5, ?6 FROM tfimm_changes(?1)"
+            : "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
+              "SELECT ?2, ?3, c.name, (SELECT path FROM models WHERE name = c.name), c.path, "
+              "?4, ?5, ?6 FROM tfimm_changes(?1) AS c";
+    run_with_changes(conn().db.getHandle(), sql, changes, [&](sqlite3_stmt* st) {
+      sqlite3_bind_int64(st, 2, now);
+      sqlite3_bind_text(st, 3, action.data(), static_cast<int>(action.size()), SQLITE_STATIC);
+      sqlite3_bind_text(st, 4, who.user.data(), static_cast<int>(who.user.size()), SQLITE_STATIC);
+      sqlite3_bind_text(st, 5, who.host.data(), static_cast<int>(who.host.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(st, 6, current_pid());
+    });
   } catch (const std::exception& e) {
     fail(e, "record history in");
   }

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -12,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -92,9 +94,12 @@ class Store {
   // upsert_model() for every change, in one statement.
   void upsert_models(const std::vector<PathChange>& changes, Timestamp now);
   // add_history(action, name, old_path, path, now) for every change, in
-  // order, in one statement.
+  // order, in one statement. With OldPaths::Current the old path is each
+  // entry's path as stored now (call it before the entries are written), and
+  // PathChange::old_path is not read.
+  enum class OldPaths { Given, Current };
   void add_histories(const std::string& action, const std::vector<PathChange>& changes,
-                     Timestamp now);
+                     Timestamp now, OldPaths old_paths = OldPaths::Given);
   void put_setting(const std::string& key, const std::string& value);
   bool delete_setting(const std::string& key);
   void add_history(const std::string& action, const std::string& name,
@@ -148,6 +153,23 @@ class Store {
   bool network_fs_ = false;
   std::string fs_type_;
 };
+
+// (name, index) of every item, sorted by name, equal names in item order:
+// the order in which set-based writes touch each b-tree keyed by name at one
+// place instead of everywhere at once. A stable sort: std::sort fell back to
+// heap sort on names like bulk_0 .. bulk_99999.
+using NameOrder = std::vector<std::pair<std::string_view, std::size_t>>;
+template <class Items, class NameOf>
+NameOrder name_order(const Items& items, NameOf name_of) {
+  static_assert(std::is_reference_v<decltype(name_of(items[0]))>,
+                "name_of must return a reference into the item: the order holds views");
+  NameOrder order;
+  order.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) order.emplace_back(name_of(items[i]), i);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  return order;
+}
 
 // Reads the schema state of `path` without changing it.
 MigrationStatus inspect_migrations(const std::string& path);

@@ -250,11 +250,8 @@ ImportReport Registry::import(const Snapshot& snapshot, const ImportOptions& opt
   }
   // The records in name order (an export is in it already): the writes
   // below follow it, and a repeated name sits next to its repetition.
-  std::vector<std::pair<std::string_view, std::size_t>> by_name;  // name, record
-  by_name.reserve(models.size());
-  for (std::size_t i = 0; i < models.size(); ++i) by_name.emplace_back(models[i].name, i);
-  const auto name_less = [](const auto& a, const auto& b) { return a.first < b.first; };
-  std::stable_sort(by_name.begin(), by_name.end(), name_less);
+  const auto by_name = detail::name_order(
+      models, [](const Snapshot::Model& m) -> const std::string& { return m.name; });
   // The first problem in record order: a name seen before, or a bad record.
   std::size_t repeat = models.size();
   for (std::size_t k = 1; k < by_name.size(); ++k) {
@@ -267,7 +264,8 @@ ImportReport Registry::import(const Snapshot& snapshot, const ImportOptions& opt
   if (bad_record) throw *bad_record;
   const auto imported = [&](const std::string& name) {
     return std::binary_search(by_name.begin(), by_name.end(),
-                              std::pair<std::string_view, std::size_t>(name, 0), name_less);
+                              std::pair<std::string_view, std::size_t>(name, 0),
+                              [](const auto& a, const auto& b) { return a.first < b.first; });
   };
   std::optional<std::string> cache_dir;
   if (snapshot.cache_dir) cache_dir = rewrite(normalize_path(*snapshot.cache_dir), rewrites);
@@ -281,8 +279,7 @@ ImportReport Registry::import(const Snapshot& snapshot, const ImportOptions& opt
         std::map<std::string, Entry> existing;
         for (auto& e : store.models()) existing.emplace(e.name, std::move(e));
         // Path changes are written in two statements for the whole import,
-        // in name order: each b-tree keyed by name then grows at one place
-        // instead of everywhere at once (a third fewer instructions for
+        // in name order (see detail::name_order: 29% fewer instructions for
         // 100 000 new entries, the sort included).
         std::vector<detail::Store::PathChange> changes;
         changes.reserve(models.size());

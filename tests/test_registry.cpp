@@ -204,8 +204,7 @@ TEST_CASE("cached_model_path falls back to <cache dir>/<name> only when that exi
 
 // A fallback lookup reuses the cache-directory setting it read last only while
 // no other connection has committed; each of these changes it in between.
-TEST_CASE("a fallback lookup follows every change of the cache directory setting",
-          "[registry]") {
+TEST_CASE("a fallback lookup follows every change of the cache directory setting", "[registry]") {
   t::TestContext ctx;
   ctx.env().set("TFIMM_HOME", ctx.path("home-cache"));
   for (const char* dir : {"a/vit", "b/vit", "c/vit", "d/vit", "home-cache/vit"}) {
@@ -563,8 +562,7 @@ TEST_CASE("sets in a transaction keep their order against everything else", "[re
   CHECK(rows("vit") == Rows{{"set /data/vit1", "/data/vit2"},
                             {"set /data/vit0", "/data/vit1"},
                             {"set -", "/data/vit0"}});
-  CHECK(rows("convnext") ==
-        Rows{{"clear /data/convnext", "-"}, {"set -", "/data/convnext"}});
+  CHECK(rows("convnext") == Rows{{"clear /data/convnext", "-"}, {"set -", "/data/convnext"}});
   CHECK(rows("swin") == Rows{{"set /data/swin1", "/data/swin2"}, {"set -", "/data/swin1"}});
   CHECK(fresh.history().size() == before + 7);
 
@@ -581,8 +579,7 @@ TEST_CASE("sets in a transaction keep their order against everything else", "[re
   }
 }
 
-TEST_CASE("a transaction of more sets than are held back at once writes them all",
-          "[registry]") {
+TEST_CASE("a transaction of more sets than are held back at once writes them all", "[registry]") {
   t::TestContext ctx;
   Registry reg(ctx.path("registry.db"));
   const int count = 65536 + 3;  // past the batch size of Store::defer_set

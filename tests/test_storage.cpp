@@ -535,8 +535,7 @@ TEST_CASE("on a network file system the registry uses a rollback journal instead
   CHECK(reg.cached_model_path("resnet18") == "/data/resnet18");
 }
 
-TEST_CASE("diagnose warns when -wal or -shm are less writable than the registry",
-          "[storage]") {
+TEST_CASE("diagnose warns when -wal or -shm are less writable than the registry", "[storage]") {
   t::TestContext ctx;
   const std::string file = ctx.path("registry.db");
   tfimm::Registry reg(file);

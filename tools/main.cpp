@@ -68,14 +68,10 @@ constexpr Subcommand kSubcommands[] = {
     {"doctor", setup_doctor},
 };
 
-// The global options that take a value (as the next argument unless given
-// as --option=value).
-constexpr const char* kValueOptions[] = {"--registry", "--cache-dir", "--busy-timeout"};
-
 // The subcommand a command line names, when it is certain: global options
-// with their values, then a known subcommand name. Anything else (--help,
-// --version, an unknown word, no subcommand) gives nullptr.
-const Subcommand* named_subcommand(int argc, char** argv) {
+// of `app` with their values, then a known subcommand name. Anything else
+// (--help, --version, an unknown option or word, no subcommand) gives nullptr.
+const Subcommand* named_subcommand(const CLI::App& app, int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.empty() || arg == "-" || arg == "--") return nullptr;
@@ -85,20 +81,16 @@ const Subcommand* named_subcommand(int argc, char** argv) {
       }
       return nullptr;
     }
-    bool takes_value = false;
-    for (const char* option : kValueOptions) takes_value = takes_value || arg == option;
-    if (takes_value) {
-      ++i;
-    } else if (arg.find('=') == std::string::npos || arg.compare(0, 2, "--") != 0) {
-      return nullptr;
-    }
+    const auto eq = arg.find('=');
+    const CLI::Option* option = app.get_option_no_throw(arg.substr(0, eq));
+    if (option == nullptr || option->get_items_expected_min() == 0) return nullptr;
+    if (eq == std::string::npos) ++i;  // its value is the next argument
   }
   return nullptr;
 }
 
-// The command line with every subcommand, or with only `only`: building the
-// other sixteen is most of the work CLI11 does for a one-line answer.
-void setup_program(CLI::App& app, Program& program, const Subcommand* only) {
+// The options given before the subcommand.
+void setup_globals(CLI::App& app, Program& program) {
   app.set_version_flag("--version", [] {
     return std::string("tfimm-cache ") + tfimm::version() + " (registry schema " +
            std::to_string(tfimm::schema_version()) + ")";
@@ -118,7 +110,11 @@ void setup_program(CLI::App& app, Program& program, const Subcommand* only) {
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{24} * 3600 * 1000));
   app.require_subcommand(1);
   app.footer(kFooter);
+}
 
+// Every subcommand, or only `only`: building the other sixteen is most of
+// the work CLI11 does for a one-line answer.
+void setup_subcommands(CLI::App& app, Program& program, const Subcommand* only) {
   for (const auto& sub : kSubcommands) {
     if (only == nullptr || only == &sub) sub.setup(app, program);
   }
@@ -151,8 +147,9 @@ std::string help_hint(const CLI::App& app) {
 int main(int argc, char** argv) {
   Program program;
   auto app = std::make_unique<CLI::App>(kDescription, "tfimm-cache");
-  const Subcommand* only = named_subcommand(argc, argv);
-  setup_program(*app, program, only);
+  setup_globals(*app, program);
+  const Subcommand* only = named_subcommand(*app, argc, argv);
+  setup_subcommands(*app, program, only);
 
   try {
     try {
@@ -163,7 +160,8 @@ int main(int argc, char** argv) {
       // that what the user sees is exactly what the whole command line says.
       program = Program{};
       app = std::make_unique<CLI::App>(kDescription, "tfimm-cache");
-      setup_program(*app, program, nullptr);
+      setup_globals(*app, program);
+      setup_subcommands(*app, program, nullptr);
       app->parse(argc, argv);
     }
     if (!program.command) return fail(kExitUsage, "a subcommand is required" + help_hint(*app));
