@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <SQLiteCpp/Database.h>
@@ -13,15 +14,16 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
 
+#include "access.hpp"
 #include "fs.hpp"
 #include "migrations_embedded.hpp"
 
@@ -123,17 +125,49 @@ NotARegistry foreign_database(const std::string& path, std::int32_t app_id) {
                                 "); it was left unchanged. Choose another file with --registry");
 }
 
+// What kind of file a mode is, for a refusal: "a directory", "a FIFO", ...
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a regular file";
+}
+
 // Reads the 100-byte SQLite header without opening the file with SQLite, so
-// a file that is not ours is refused before SQLite could touch it.
+// a file that is not ours is refused before SQLite could touch it. Only a
+// regular file is read: opening a FIFO would wait for a writer forever, and
+// a device is never a registry. O_NONBLOCK makes that open return at once;
+// the kind is then taken from the open file itself, not from an earlier
+// look at the path.
 Header read_header(const std::string& path) {
   Header h;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
     throw RegistryError(path, "cannot read registry " + path + ": " + std::strerror(errno));
   }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    const mode_t mode = st.st_mode;
+    ::close(fd);
+    throw NotARegistry(path, "registry path " + path + " is " + file_kind(mode) +
+                                 ", not a registry file; it was left unchanged. Point "
+                                 "--registry or $TFIMM_REGISTRY at a regular file");
+  }
   std::array<unsigned char, 100> buf{};
-  in.read(reinterpret_cast<char*>(buf.data()), buf.size());
-  h.size = static_cast<std::size_t>(in.gcount());
+  while (h.size < buf.size()) {
+    const ssize_t n = ::read(fd, buf.data() + h.size, buf.size() - h.size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      throw RegistryError(path, "cannot read registry " + path + ": " + std::strerror(err));
+    }
+    if (n == 0) break;
+    h.size += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
   static constexpr char kMagic[] = "SQLite format 3";
   h.sqlite = h.size == buf.size() && std::memcmp(buf.data(), kMagic, sizeof kMagic) == 0;
   if (h.sqlite) {
@@ -144,12 +178,6 @@ Header read_header(const std::string& path) {
 }
 
 void check_header(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-    throw NotARegistry(path, "registry path " + path +
-                                 " is a directory, not a registry file; point --registry or "
-                                 "$TFIMM_REGISTRY at a file");
-  }
   const Header h = read_header(path);
   if (h.size == 0) return;  // an empty file: a new registry
   if (!h.sqlite) {
@@ -169,6 +197,32 @@ void check_header(const std::string& path) {
                              ". Upgrade tfimm-cache; the file was left unchanged",
                          h.user_version, schema_version());
   }
+}
+
+// Why SQLite could not open `path`, in words, with the next step. SQLite
+// keeps no system error for a failed open, so the file and its directory are
+// asked again.
+std::string open_problem(const std::string& path) {
+  const auto dir = std::filesystem::path(path).parent_path().string();
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return "its directory " + dir + " cannot be reached (" + std::strerror(errno) +
+           "); check that it exists and is accessible";
+  }
+  if (::access(path.c_str(), R_OK) != 0 && errno != ENOENT) {
+    return std::string("the file cannot be read (") + std::strerror(errno) +
+           "); ask its owner for read access";
+  }
+  const std::string wal = path + "-wal";
+  const std::string shm = path + "-shm";
+  if (::access(shm.c_str(), F_OK) != 0 && ::access(dir.c_str(), W_OK | X_OK) != 0) {
+    return "SQLite needs to create " + shm + " beside it to read a registry that has " + wal +
+           ", and this process cannot create files in " + dir + " (" + std::strerror(errno) +
+           "); let a user who can write " + dir +
+           " run any tfimm-cache command on it once, or "
+           "give read-only users a copy made with `tfimm-cache export`";
+  }
+  return "check that the file and its directory are accessible to this process";
 }
 
 // tfimm_changes(?): an eponymous table-valued function over a
@@ -416,58 +470,125 @@ void Store::fail(const std::exception& error, const char* operation) {
   if (code == SQLITE_IOERR && (os_error == ENOSPC || os_error == EDQUOT || os_error == EFBIG)) {
     code = SQLITE_FULL;
   }
-  const std::string what = std::string(operation) + " " + path_ + ": " + error.what();
+  // An error while opening keeps no system error at all; on a disk with no
+  // space left the disk is the likely cause, and the one to name.
+  struct statvfs vfs {};
+  if ((code == SQLITE_IOERR || code == SQLITE_CANTOPEN) && os_error == 0 &&
+      ::statvfs(path_.c_str(), &vfs) == 0 && vfs.f_bavail == 0) {
+    code = SQLITE_FULL;
+  }
+  // Every operation reads as a phrase with the registry's path after it:
+  // "could not record history in /srv/registry.db".
+  const std::string doing = std::string(operation) + " " + path_;
   switch (code) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      throw RegistryBusy(path_, "registry " + path_ + " is busy: another process held it for " +
-                                    std::to_string(busy_timeout_.count()) +
-                                    " ms (while trying to " + operation +
-                                    "); nothing was changed. Retry, or raise the busy timeout");
+      throw RegistryBusy(path_, "registry " + path_ +
+                                    " is busy: another process held its lock for longer than "
+                                    "the busy timeout of " +
+                                    std::to_string(busy_timeout_.count()) + " ms, so this " +
+                                    "process could not " + doing +
+                                    "; nothing was changed. Retry, or raise the busy timeout");
     case SQLITE_READONLY:
     case SQLITE_PERM:
+      if (read_only_file_system(path_)) {
+        throw RegistryReadOnly(path_, "registry " + path_ +
+                                          " is on a read-only file system; could not " + doing +
+                                          ", nothing was changed. Reads still work; to change "
+                                          "it, use a copy on a writable file system");
+      }
       throw RegistryReadOnly(path_, "registry " + path_ +
                                         " is read-only for this process (file or directory "
-                                        "permissions, or a read-only file system); could not " +
-                                        operation +
+                                        "permissions); could not " +
+                                        doing +
                                         ", nothing was changed. Ask its owner for write "
                                         "access, or use another registry with --registry");
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
       throw RegistryCorrupt(path_, "registry " + path_ + " is damaged (" + error.what() +
-                                       "); nothing was changed. Restore it from a backup made "
+                                       "); could not " + doing +
+                                       ", nothing was changed. Restore it from a backup made "
                                        "with `tfimm-cache export`, or move it aside");
     case SQLITE_FULL:
       throw RegistryError(path_, "the disk holding registry " + path_ +
                                      " is full (or a quota or file-size limit was reached); "
                                      "could not " +
-                                     operation + ", nothing was changed. Free space and retry");
+                                     doing + ", nothing was changed. Free space and retry");
     case SQLITE_CANTOPEN:
-      throw RegistryError(path_, "cannot open registry " + path_ + " (" + error.what() +
-                                     "); check that its directory exists and is accessible");
+      if (read_only_file_system(path_)) {
+        throw RegistryReadOnly(path_, "registry " + path_ +
+                                          " is on a read-only file system; could not " + doing +
+                                          ", nothing was changed. Reads still work; to change "
+                                          "it, use a copy on a writable file system");
+      }
+      throw RegistryError(path_, "cannot open registry " + path_ + ": " + open_problem(path_));
     case SQLITE_IOERR: {
       // SQLite does not always keep the system's reason (a file-size limit
       // reads as a plain write error), so name the likely ones.
       const int extended = sq->getExtendedErrorCode();
       const bool writing = extended == SQLITE_IOERR_WRITE || extended == SQLITE_IOERR_FSYNC ||
                            extended == SQLITE_IOERR_TRUNCATE;
-      throw RegistryError(path_, "could not " + what +
+      throw RegistryError(path_, "could not " + doing + ": " + error.what() +
                                      (writing ? " (the disk may be full, or a quota or "
                                                 "file-size limit reached)"
                                               : "") +
                                      "; nothing was changed");
     }
     default:
-      throw RegistryError(path_, "could not " + what);
+      throw RegistryError(path_, "could not " + doing + ": " + error.what());
   }
 }
 
-bool Store::open(bool create) {
+namespace {
+
+// Whether the registry at `path` (an existing file) can only be read as it
+// is on disk: it has no write-ahead log with changes in it, and this process
+// could not have SQLite create or use the -wal and -shm files beside it (a
+// read-only file system or directory, a file it cannot write, a full disk).
+// Such a file holds every committed change itself, so reading it as
+// immutable is exact; SQLite's normal open would fail there, or leave -wal
+// and -shm files owned by this process behind.
+bool only_readable_as_is(const std::string& path) {
+  struct stat wal {};
+  if (::stat((path + "-wal").c_str(), &wal) == 0 && wal.st_size > 0) return false;
+  if (read_only_file_system(path)) return true;
+  if (!permission_problem(path).empty()) return true;
+  struct statvfs vfs {};
+  return ::statvfs(path.c_str(), &vfs) == 0 && vfs.f_bavail == 0;
+}
+
+// An SQLite URI for `path` with `query`: every byte that could end the path
+// part of a URI ('?', '#', '%', ...) percent-encoded.
+std::string sqlite_uri(const std::string& path, const char* query) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string uri = "file:";
+  for (const char ch : path) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) != 0 || std::strchr("/-._~", ch) != nullptr) {
+      uri += ch;
+    } else {
+      uri += '%';
+      uri += kHex[c >> 4];
+      uri += kHex[c & 0xF];
+    }
+  }
+  return uri + "?" + query;
+}
+
+}  // namespace
+
+bool Store::open(bool create, bool for_write) {
   if (conn_ && owner_fork_ != fork_generation()) {
     // A child after fork(): never touch the parent's connection.
     std::lock_guard<std::mutex> lock(abandoned_mutex);
     abandoned.push_back(conn_.release());
     depth_ = 0;
+  }
+  if (conn_ && snapshot_ && (create || for_write || snapshot_changed())) {
+    // A write needs a real connection (which then fails with the reason the
+    // file cannot be written), and a changed file a fresh look.
+    conn_.reset();
+    close_file_handle();
   }
   if (conn_) {
     check_identity();
@@ -487,23 +608,39 @@ bool Store::open(bool create) {
                                      " for registry " + path_ + ": " + ec.message());
     }
   }
+  if (exists && (create || for_write)) {
+    // Refused before SQLite opens it: SQLite would otherwise create -wal
+    // and -shm files owned by this process, which it cannot remove and which
+    // then stand in the way of those who can write.
+    if (const auto problem = permission_problem(path_); !problem.empty()) {
+      throw RegistryReadOnly(path_, "registry " + path_ +
+                                        " cannot be changed by this process: " + problem +
+                                        ". Nothing was changed; reads still work. Ask its owner "
+                                        "for write access, or use another registry with "
+                                        "--registry");
+    }
+  }
   network_fs_ = on_network_fs(path_, &fs_type_);
+  const bool snapshot = exists && !create && !for_write && only_readable_as_is(path_);
   try {
     // Registry serialises every use of a connection (one mutex per Registry),
     // so SQLite's own per-connection mutex is redundant: without it each
     // sqlite3_* call skips a lock/unlock pair.
     int flags = SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX;
     if (create) flags |= SQLite::OPEN_CREATE;
-    auto c = std::make_unique<Connection>(path_, flags, busy_timeout_);
+    if (snapshot) flags = SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX | SQLite::OPEN_URI;
+    auto c = std::make_unique<Connection>(snapshot ? sqlite_uri(path_, "immutable=1") : path_,
+                                          flags, busy_timeout_);
     static const sqlite3_module module = changes_module();
     sqlite3_create_module(c->db.getHandle(), "tfimm_changes", &module, nullptr);
     owner_fork_ = fork_generation();
-    migrate(*c);
+    migrate(*c, true);
     conn_ = std::move(c);
     depth_ = 0;
   } catch (const std::exception& e) {
     fail(e, "open");
   }
+  snapshot_ = snapshot;
   // A handle on the file just opened, to watch it cheaply (check_identity).
   // O_PATH: closing it can never drop SQLite's POSIX locks on the file, as
   // closing an ordinary descriptor of the same file would.
@@ -512,8 +649,23 @@ bool Store::open(bool create) {
   if (file_fd_ >= 0 ? ::fstat(file_fd_, &st) == 0 : ::stat(path_.c_str(), &st) == 0) {
     dev_ = st.st_dev;
     ino_ = st.st_ino;
+    snapshot_size_ = st.st_size;
+    snapshot_mtime_ = st.st_mtim;
   }
   return true;
+}
+
+// Whether a registry opened as immutable may have changed since: another
+// process with write access may have written it through another mount or
+// as another user (then a -wal file appears, or the file itself changes).
+bool Store::snapshot_changed() const {
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_ ||
+      st.st_size != snapshot_size_ || st.st_mtim.tv_sec != snapshot_mtime_.tv_sec ||
+      st.st_mtim.tv_nsec != snapshot_mtime_.tv_nsec) {
+    return true;
+  }
+  return ::stat((path_ + "-wal").c_str(), &st) == 0;
 }
 
 bool Store::still_at_path() const {
@@ -552,7 +704,7 @@ void Store::retire_connection() {
   close_file_handle();
 }
 
-void Store::migrate(Connection& c) {
+void Store::migrate(Connection& c, bool on_disk) {
   auto& db = c.db;
   const bool read_only = sqlite3_db_readonly(db.getHandle(), "main") == 1;
   // Look before writing anything: a foreign or damaged file is refused here.
@@ -584,7 +736,7 @@ void Store::migrate(Connection& c) {
   }
   db.exec("PRAGMA synchronous=FULL");
   if (version == schema_version()) {
-    if (!read_only) set_journal_mode(c);
+    if (!read_only && on_disk) set_journal_mode(c);
     return;
   }
   if (read_only) {
@@ -617,7 +769,7 @@ void Store::migrate(Connection& c) {
       throw;
     }
   }
-  set_journal_mode(c);
+  if (on_disk) set_journal_mode(c);
 }
 
 void Store::set_journal_mode(Connection& c) {
@@ -653,11 +805,92 @@ void Store::set_journal_mode(Connection& c) {
 constexpr std::size_t kMaxDeferredSets = 65536;
 
 Store::Connection& Store::conn() {
-  if (!conn_) throw std::logic_error("tfimm: registry used before Store::open()");
   // Every statement goes through here: deferred sets are written before
-  // anything else reads or writes.
+  // anything else reads or writes (and may create the registry first).
   if (!deferred_.empty() && !writing_deferred_) write_deferred();
+  if (!conn_) throw std::logic_error("tfimm: registry used before Store::open()");
   return *conn_;
+}
+
+bool Store::read_absent() {
+  // Pending sets are changes: they create the registry before the read.
+  if (!absent_ || !deferred_.empty()) return false;
+  absent_->read = true;
+  return true;
+}
+
+void Store::materialize() {
+  const Absent absent = *absent_;
+  absent_.reset();
+  if (absent.commit) {
+    const int depth = depth_;
+    open(true);
+    depth_ = depth;
+  } else {
+    // A dry run against a registry that does not exist: its changes go to
+    // an empty registry in memory, rolled back and dropped at the end.
+    try {
+      auto c = std::make_unique<Connection>(
+          ":memory:", SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX,
+          busy_timeout_);
+      static const sqlite3_module module = changes_module();
+      sqlite3_create_module(c->db.getHandle(), "tfimm_changes", &module, nullptr);
+      owner_fork_ = fork_generation();
+      migrate(*c, false);
+      conn_ = std::move(c);
+      scratch_ = true;
+    } catch (const std::exception& e) {
+      fail(e, "open");
+    }
+  }
+  begin_write();
+  if (!absent.read) return;
+  // What the body read before this point was an empty registry; if another
+  // process created the registry and wrote to it meanwhile, those reads are
+  // out of date and the body's decisions with them.
+  try {
+    if (conn_->db
+            .execAndGet("SELECT EXISTS(SELECT 1 FROM models) OR "
+                        "EXISTS(SELECT 1 FROM settings)")
+            .getInt() != 0) {
+      throw RegistryBusy(path_, "registry " + path_ +
+                                    " was created by another process while this change read "
+                                    "it as empty; nothing was written. Retry");
+    }
+  } catch (const SQLite::Exception& e) {
+    fail(e, "read");
+  }
+}
+
+void Store::begin_write() {
+  auto& db = conn_->db;
+  if (bulk_ && grown_ == nullptr) {
+    // 32 MiB: the pages an import of 100 000 entries changes, with room, so
+    // that no page is written to the log twice.
+    normal_cache_ = db.execAndGet("PRAGMA cache_size").getInt();
+    db.exec("PRAGMA cache_size = -32768");
+    grown_ = conn_.get();
+  }
+  try {
+    db.exec("BEGIN IMMEDIATE");
+  } catch (const std::exception& e) {
+    fail(e, "start a write to");
+  }
+}
+
+void Store::end_write() noexcept {
+  if (!conn_) return;
+  auto* db = conn_->db.getHandle();
+  if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  if (grown_ == conn_.get()) {
+    const std::string sql = "PRAGMA cache_size = " + std::to_string(normal_cache_);
+    sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
+  }
+  grown_ = nullptr;
+  if (scratch_) {
+    conn_.reset();
+    scratch_ = false;
+  }
 }
 
 void Store::defer_set(std::string name, std::string path) {
@@ -743,12 +976,13 @@ void Store::write(const std::function<void()>& body, bool commit) {
                                      "that path");
     }
   }
-  open(true);
-  auto& db = conn_->db;
-  try {
-    db.exec("BEGIN IMMEDIATE");
-  } catch (const std::exception& e) {
-    fail(e, "start a write");
+  // A registry that does not exist yet is created by the first change the
+  // body makes (materialize()), not before it: a body that changes nothing,
+  // and any dry run, create nothing.
+  if (open(false, true)) {
+    begin_write();
+  } else {
+    absent_ = Absent{commit, false};
   }
   ++depth_;
   try {
@@ -759,24 +993,23 @@ void Store::write(const std::function<void()>& body, bool commit) {
       drop_deferred();
     }
     --depth_;
-    if (commit) {
-      db.exec("COMMIT");
-    } else {
-      db.exec("ROLLBACK");
+    if (absent_) {
+      absent_.reset();  // nothing changed: nothing to create
+      return;
     }
+    conn_->db.exec(commit ? "COMMIT" : "ROLLBACK");
+    end_write();
   } catch (const SQLite::Exception& e) {
     drop_deferred();
     depth_ = 0;
-    if (!sqlite3_get_autocommit(db.getHandle())) {
-      sqlite3_exec(db.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
-    }
-    fail(e, "write");
+    absent_.reset();
+    end_write();
+    fail(e, "write to");
   } catch (...) {
     drop_deferred();
     depth_ = 0;
-    if (!sqlite3_get_autocommit(db.getHandle())) {
-      sqlite3_exec(db.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
-    }
+    absent_.reset();
+    end_write();
     throw;
   }
 }
@@ -786,27 +1019,18 @@ void Store::bulk_write(const std::function<void()>& body, bool commit) {
     body();
     return;
   }
-  open(true);
-  // 32 MiB: the pages an import of 100 000 entries changes, with room.
-  Connection* const c = conn_.get();
-  const int normal = c->db.execAndGet("PRAGMA cache_size").getInt();
-  c->db.exec("PRAGMA cache_size = -32768");
-  struct Restore {
+  bulk_ = true;
+  struct Done {
     Store& store;
-    Connection* c;
-    int size;
-    ~Restore() {
-      if (store.conn_.get() != c) return;  // replaced meanwhile: nothing to restore
-      const std::string sql = "PRAGMA cache_size = " + std::to_string(size);
-      sqlite3_exec(c->db.getHandle(), sql.c_str(), nullptr, nullptr, nullptr);
-    }
-  } restore{*this, c, normal};
+    ~Done() { store.bulk_ = false; }
+  } done{*this};
   write(body, commit);
 }
 
 // -- reads --------------------------------------------------------------------
 
 std::optional<std::string> Store::model_path(const std::string& name) {
+  if (read_absent()) return {};
   try {
     Use st(conn().prepare("SELECT path FROM models WHERE name = ?"));
     st->bindNoCopy(1, name);
@@ -818,6 +1042,7 @@ std::optional<std::string> Store::model_path(const std::string& name) {
 }
 
 Store::Lookup Store::lookup(const std::string& name, const std::string& setting_key) {
+  if (read_absent()) return {};
   try {
     auto& c = conn();
     Lookup found;
@@ -857,6 +1082,7 @@ Store::Lookup Store::lookup(const std::string& name, const std::string& setting_
 }
 
 std::optional<Entry> Store::model(const std::string& name) {
+  if (read_absent()) return {};
   try {
     static const std::string sql =
         std::string("SELECT ") + kModelColumns + " FROM models WHERE name = ?";
@@ -870,6 +1096,7 @@ std::optional<Entry> Store::model(const std::string& name) {
 }
 
 std::vector<Entry> Store::models() {
+  if (read_absent()) return {};
   try {
     static const std::string sql =
         std::string("SELECT ") + kModelColumns + " FROM models ORDER BY name";
@@ -883,6 +1110,7 @@ std::vector<Entry> Store::models() {
 }
 
 std::vector<std::string> Store::model_names() {
+  if (read_absent()) return {};
   try {
     Use st(conn().prepare("SELECT name FROM models ORDER BY name"));
     std::vector<std::string> out;
@@ -894,6 +1122,7 @@ std::vector<std::string> Store::model_names() {
 }
 
 std::size_t Store::model_count() {
+  if (read_absent()) return {};
   try {
     Use st(conn().prepare("SELECT count(*) FROM models"));
     st->executeStep();
@@ -904,6 +1133,7 @@ std::size_t Store::model_count() {
 }
 
 std::optional<std::string> Store::setting(const std::string& key) {
+  if (read_absent()) return {};
   try {
     Use st(conn().prepare("SELECT value FROM settings WHERE key = ?"));
     st->bindNoCopy(1, key);
@@ -916,6 +1146,7 @@ std::optional<std::string> Store::setting(const std::string& key) {
 
 std::vector<HistoryRecord> Store::history(const std::optional<std::string>& name,
                                           std::size_t limit) {
+  if (read_absent()) return {};
   try {
     const char* sql =
         name ? "SELECT id, at, action, name, old_path, new_path, user, host, pid FROM history "
@@ -948,6 +1179,7 @@ std::vector<HistoryRecord> Store::history(const std::optional<std::string>& name
 // -- writes -------------------------------------------------------------------
 
 void Store::upsert_model(const std::string& name, const std::string& path, Timestamp now) {
+  if (absent_) materialize();
   try {
     Use st(conn().prepare(
         "INSERT INTO models(name, path, created_at, updated_at) VALUES(?1, ?2, ?3, ?3) "
@@ -964,6 +1196,7 @@ void Store::upsert_model(const std::string& name, const std::string& path, Times
 
 void Store::upsert_models(const std::vector<PathChange>& changes, Timestamp now) {
   if (changes.empty()) return;
+  if (absent_) materialize();
   try {
     run_with_changes(conn().db.getHandle(),
                      "INSERT INTO models(name, path, created_at, updated_at) "
@@ -979,6 +1212,7 @@ void Store::upsert_models(const std::vector<PathChange>& changes, Timestamp now)
 void Store::add_histories(const std::string& action, const std::vector<PathChange>& changes,
                           Timestamp now, OldPaths old_paths) {
   if (changes.empty()) return;
+  if (absent_) materialize();
   try {
     const Actor& who = actor_base();
     const char* sql =
@@ -1001,6 +1235,7 @@ void Store::add_histories(const std::string& action, const std::vector<PathChang
 }
 
 bool Store::delete_model(const std::string& name) {
+  if (read_absent()) return false;  // no such row
   try {
     Use st(conn().prepare("DELETE FROM models WHERE name = ?"));
     st->bindNoCopy(1, name);
@@ -1011,6 +1246,7 @@ bool Store::delete_model(const std::string& name) {
 }
 
 void Store::set_lock(const std::string& name, bool locked, const std::string& reason) {
+  if (read_absent()) return;  // no such row
   try {
     Use st(conn().prepare("UPDATE models SET locked = ?2, lock_reason = ?3 WHERE name = ?1"));
     st->bindNoCopy(1, name);
@@ -1024,6 +1260,7 @@ void Store::set_lock(const std::string& name, bool locked, const std::string& re
 
 void Store::mark_missing(const std::string& name, const std::string& path, Timestamp updated_at,
                          std::optional<Timestamp> now) {
+  if (read_absent()) return;  // no such row
   try {
     Use st(
         conn().prepare("UPDATE models SET missing_since = CASE WHEN ?4 IS NULL THEN NULL "
@@ -1044,6 +1281,7 @@ void Store::mark_missing(const std::string& name, const std::string& path, Times
 }
 
 void Store::put_setting(const std::string& key, const std::string& value) {
+  if (absent_) materialize();
   try {
     Use st(
         conn().prepare("INSERT INTO settings(key, value) VALUES(?1, ?2) "
@@ -1057,6 +1295,7 @@ void Store::put_setting(const std::string& key, const std::string& value) {
 }
 
 bool Store::delete_setting(const std::string& key) {
+  if (read_absent()) return false;  // no such row
   try {
     Use st(conn().prepare("DELETE FROM settings WHERE key = ?"));
     st->bindNoCopy(1, key);
@@ -1069,6 +1308,7 @@ bool Store::delete_setting(const std::string& key) {
 void Store::add_history(const std::string& action, const std::string& name,
                         const std::optional<std::string>& old_path,
                         const std::optional<std::string>& new_path, Timestamp now) {
+  if (absent_) materialize();
   try {
     const Actor& who = actor_base();
     Use st(
@@ -1097,6 +1337,7 @@ void Store::add_history(const std::string& action, const std::string& name,
 }
 
 void Store::add_set_history(const std::string& name, const std::string& new_path, Timestamp now) {
+  if (absent_) materialize();
   try {
     const Actor& who = actor_base();
     // The old path is read by the same statement: one step per set, not two.
@@ -1126,6 +1367,9 @@ int Store::user_version() {
 }
 
 std::string Store::journal_mode() {
+  // SQLite reports "delete" for a file it reads as immutable, whatever the
+  // file's own mode.
+  if (snapshot_) return "read as it is on disk (this process cannot write beside it)";
   try {
     return conn().db.execAndGet("PRAGMA journal_mode").getString();
   } catch (const std::exception& e) {
@@ -1150,7 +1394,9 @@ MigrationStatus inspect_migrations(const std::string& path) {
   if (status.exists) {
     check_header(path);
     try {
-      SQLite::Database db(path, SQLite::OPEN_READONLY);
+      const bool as_is = only_readable_as_is(path);
+      SQLite::Database db(as_is ? sqlite_uri(path, "immutable=1") : path,
+                          SQLite::OPEN_READONLY | (as_is ? SQLite::OPEN_URI : 0));
       status.current = db.execAndGet("PRAGMA user_version").getInt();
       const int app_id = db.execAndGet("PRAGMA application_id").getInt();
       const int tables = db.execAndGet("SELECT count(*) FROM sqlite_master").getInt();

@@ -42,16 +42,21 @@ class Store {
 
   // Opens the connection if needed (after fork() in a child, a new one) and
   // migrates the schema. Returns false, creating nothing, when the file does
-  // not exist and `create` is false. Throws RegistryError kinds.
-  bool open(bool create);
+  // not exist and `create` is false. A registry this process can only read
+  // as it is on disk (a read-only file system or directory, a full disk) is
+  // opened immutable, unless `for_write`. Throws RegistryError kinds.
+  bool open(bool create, bool for_write = false);
 
   // Runs `body` in a read transaction (one consistent snapshot). Returns
   // false without running it when the registry does not exist.
   bool read(const std::function<void()>& body);
 
-  // Runs `body` in a write transaction begun IMMEDIATE, creating the registry
-  // if needed. Commits unless `body` throws or `commit` is false (then rolls
-  // back). Nested calls join the outer transaction.
+  // Runs `body` in a write transaction begun IMMEDIATE. A registry that does
+  // not exist is created by the body's first change, so a body that changes
+  // nothing creates nothing; reads before that answer as an empty registry.
+  // Commits unless `body` throws or `commit` is false (then rolls back; a
+  // registry that does not exist is then never created). Nested calls join
+  // the outer transaction.
   void write(const std::function<void()>& body, bool commit = true);
 
   // write() for a change to many entries at once: the page cache grows for
@@ -127,9 +132,15 @@ class Store {
  private:
   struct Connection;
   Connection& conn();
-  void migrate(Connection& c);
+  void migrate(Connection& c, bool on_disk);
+  // Writes to a registry that did not exist when write() began.
+  bool read_absent();
+  void materialize();
+  void begin_write();
+  void end_write() noexcept;
   void set_journal_mode(Connection& c);
   bool still_at_path() const;
+  bool snapshot_changed() const;
   void write_deferred();
   void drop_deferred() noexcept;
   void check_identity();
@@ -144,12 +155,28 @@ class Store {
   dev_t dev_ = 0;
   ino_t ino_ = 0;
   int file_fd_ = -1;  // O_PATH handle on the open file (check_identity)
+  // Opened immutable, for reading a registry this process cannot write
+  // beside (see open()); the file as it was then.
+  bool snapshot_ = false;
+  off_t snapshot_size_ = 0;
+  struct timespec snapshot_mtime_ {};
   // defer_set(): name and path of each pending set (a deque: the strings
   // stay where they are, so the set of names can point into them).
   std::deque<std::pair<std::string, std::string>> deferred_;
   std::unordered_set<std::string_view> deferred_names_;
   bool writing_deferred_ = false;
   int depth_ = 0;  // write() nesting
+  // Inside a write() that began with no registry file: whether it may be
+  // committed, and whether the body has read the (empty) registry.
+  struct Absent {
+    bool commit = true;
+    bool read = false;
+  };
+  std::optional<Absent> absent_;
+  bool scratch_ = false;         // conn_ is an in-memory registry for a dry run
+  bool bulk_ = false;            // inside bulk_write()
+  Connection* grown_ = nullptr;  // the connection whose page cache bulk_write grew
+  int normal_cache_ = 0;
   bool network_fs_ = false;
   std::string fs_type_;
 };

@@ -439,32 +439,36 @@ int cmd_tmpfs_full(const std::vector<std::string>& a) {
     return kExitSkip;
   }
   const std::string reg = dir + "/registry.db";
-  auto registry = open(reg);
-  for (int i = 0; i < 20; ++i) registry.set_model_cache("m" + std::to_string(i), "/models/m");
-  const auto before = registry.entries();
+  std::optional<tfimm::Registry> registry(open(reg));
+  for (int i = 0; i < 20; ++i) registry->set_model_cache("m" + std::to_string(i), "/models/m");
+  const auto before = registry->entries();
   say("before " + std::to_string(before.size()));
 
   // Fill the file system to the last byte.
-  const std::string filler = dir + "/filler";
-  const int fd = ::open(filler.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  std::vector<char> block(4096, 'f');
-  long long filled = 0;
-  for (std::size_t chunk = block.size(); chunk > 0;) {
-    const ssize_t n = ::write(fd, block.data(), chunk);
-    if (n > 0) {
-      filled += n;
-    } else if (errno == ENOSPC || errno == EFBIG) {
-      chunk /= 2;
-    } else {
-      break;
+  const auto fill = [](const std::string& filler) {
+    const int fd = ::open(filler.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    std::vector<char> block(4096, 'f');
+    long long filled = 0;
+    for (std::size_t chunk = block.size(); chunk > 0;) {
+      const ssize_t n = ::write(fd, block.data(), chunk);
+      if (n > 0) {
+        filled += n;
+      } else if (errno == ENOSPC || errno == EFBIG) {
+        chunk /= 2;
+      } else {
+        break;
+      }
     }
-  }
-  ::fsync(fd);
-  ::close(fd);
+    ::fsync(fd);
+    ::close(fd);
+    return filled;
+  };
+  const std::string filler = dir + "/filler";
+  const long long filled = fill(filler);
   say("filled " + std::to_string(filled));
 
-  const bool set_ok = attempt("set", [&] { registry.set_model_cache("full-set", "/full/set"); });
-  attempt("import", [&] { registry.import(numbered_snapshot(3000, "/full/import", 200)); });
+  const bool set_ok = attempt("set", [&] { registry->set_model_cache("full-set", "/full/set"); });
+  attempt("import", [&] { registry->import(numbered_snapshot(3000, "/full/import", 200)); });
   {
     // What another process would see now.
     auto other = open(reg);
@@ -472,9 +476,23 @@ int cmd_tmpfs_full(const std::vector<std::string>& a) {
     const bool unchanged = now.size() == before.size() + (set_ok ? 1 : 0);
     say(std::string("unchanged ") + (unchanged ? "yes" : "no"));
   }
+  // Once no connection has it open (its -wal emptied and removed), a new
+  // process reads the registry as it is on disk: SQLite could not make the
+  // -shm it needs on a full disk. A write says the disk is full.
+  registry.reset();
+  const std::string filler2 = dir + "/filler2";
+  fill(filler2);  // the space the removed -wal gave back
+  {
+    auto fresh = open(reg);
+    attempt("read while full",
+            [&] { say("read while full " + std::to_string(fresh.entries().size()) + " entries"); });
+    attempt("write while full", [&] { fresh.set_model_cache("full-set-2", "/full/set2"); });
+  }
+  registry.emplace(open(reg));
   ::unlink(filler.c_str());
+  ::unlink(filler2.c_str());
   say("space returned");
-  attempt("after", [&] { registry.set_model_cache("after", "/after"); });
+  attempt("after", [&] { registry->set_model_cache("after", "/after"); });
   auto fresh = open(reg);
   say("entries " + std::to_string(fresh.entries().size()));
   say("integrity " + fresh.diagnose().integrity);
