@@ -21,7 +21,7 @@ std::string parent_of(const std::string& path) {
 // nothing can be looked at.
 std::string nearest_existing(std::string path) {
   struct stat st {};
-  while (::stat(path.c_str(), &st) != 0 && errno == ENOENT && path != "/") {
+  while (::stat(path.c_str(), &st) != 0 && (errno == ENOENT || errno == ENOTDIR) && path != "/") {
     path = parent_of(path);
   }
   return path;
@@ -74,7 +74,9 @@ std::string permission_problem(const std::string& path) {
 std::string write_problem(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno != ENOENT) return path + " cannot be looked at (" + std::strerror(errno) + ")";
+    if (errno != ENOENT && errno != ENOTDIR) {
+      return path + " cannot be looked at (" + std::strerror(errno) + ")";
+    }
     const std::string holder = nearest_existing(parent_of(path));
     const std::string problem = existing_directory_problem(holder);
     return problem.empty() ? problem : "it cannot be created: " + problem;
@@ -91,7 +93,8 @@ std::string write_problem(const std::string& path) {
 std::string directory_problem(const std::string& dir) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) == 0) return existing_directory_problem(dir);
-  if (errno != ENOENT) return dir + " cannot be looked at (" + std::strerror(errno) + ")";
+  if (errno != ENOENT && errno != ENOTDIR)
+    return dir + " cannot be looked at (" + std::strerror(errno) + ")";
   const std::string problem = existing_directory_problem(nearest_existing(parent_of(dir)));
   return problem.empty() ? problem : "it cannot be created: " + problem;
 }

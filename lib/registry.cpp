@@ -2,6 +2,7 @@
 #include <pwd.h>
 #include <sys/stat.h>
 
+#include "access.hpp"
 #include "dirs.hpp"
 #include "fs.hpp"
 #include "registry_impl.hpp"
@@ -249,6 +250,35 @@ bool writable_by_registry_writers(const struct stat& reg, const struct stat& sid
   return owner_ok && group_ok && all_ok;
 }
 
+// A warning when the registry's -wal or -shm file cannot be written by some
+// user who can write the registry. SQLite makes them with the registry's mode
+// when it creates them; ones left by a user who could only read the registry
+// then keep everyone else from writing it.
+std::optional<std::string> side_file_warning(const std::string& path, const struct stat& st,
+                                             const std::string& owner,
+                                             const std::string& file_mode) {
+  std::vector<std::string> narrower;
+  for (const char* suffix : {"-wal", "-shm"}) {
+    struct stat side {};
+    const std::string file = path + suffix;
+    if (::stat(file.c_str(), &side) == 0 && !writable_by_registry_writers(st, side)) {
+      narrower.push_back(file);
+    }
+  }
+  if (narrower.empty()) return std::nullopt;
+  struct stat side {};
+  ::stat(narrower.front().c_str(), &side);
+  const bool one = narrower.size() == 1;
+  const std::string files = one ? narrower[0] : narrower[0] + " " + narrower[1];
+  return files + (one ? " has" : " have") + " owner " + owner_of(side) + " and mode " +
+         mode_of(side) + ", but the registry has owner " + owner + " and mode " + file_mode +
+         ": some users who can write the registry cannot write " + (one ? "it" : "them") +
+         ", and their writes fail with RegistryReadOnly. Give " + (one ? "it" : "them") +
+         " the registry's group and mode, as " + (one ? "its" : "their") +
+         " owner or root (safe while the registry is in use): chgrp " +
+         owner.substr(owner.find(':') + 1) + " " + files + " && chmod " + file_mode + " " + files;
+}
+
 }  // namespace
 
 Diagnosis Registry::diagnose() {
@@ -258,53 +288,54 @@ Diagnosis Registry::diagnose() {
   struct stat st {};
   d.exists = ::stat(d.path.c_str(), &st) == 0;
   d.network_fs = on_network_fs(d.path, &d.fs_type);
+  d.write_problem = detail::write_problem(d.path);
   if (d.exists) {
     d.file_mode = mode_of(st);
     d.owner = owner_of(st);
-    if ((st.st_mode & S_IWOTH) != 0) {
+    if (S_ISREG(st.st_mode) && (st.st_mode & S_IWOTH) != 0) {
       d.warnings.push_back("the registry file is writable by every user (mode " + d.file_mode +
                            "); anyone can change where models are loaded from");
     }
-    // SQLite makes -wal and -shm with the registry's mode when it creates
-    // them; ones left by a user who could only read the registry then keep
-    // everyone else from writing it.
-    std::vector<std::string> narrower;
-    for (const char* suffix : {"-wal", "-shm"}) {
-      struct stat side {};
-      const std::string file = d.path + suffix;
-      if (::stat(file.c_str(), &side) == 0 && !writable_by_registry_writers(st, side)) {
-        narrower.push_back(file);
-      }
+    if (auto warning = side_file_warning(d.path, st, d.owner, d.file_mode)) {
+      d.warnings.push_back(std::move(*warning));
     }
-    if (!narrower.empty()) {
-      struct stat side {};
-      ::stat(narrower.front().c_str(), &side);
-      const std::string files =
-          narrower.size() == 1 ? narrower[0] : narrower[0] + " " + narrower[1];
-      d.warnings.push_back(
-          files + (narrower.size() == 1 ? " has" : " have") + " owner " + owner_of(side) +
-          " and mode " + mode_of(side) + ", but the registry has owner " + d.owner + " and mode " +
-          d.file_mode + ": some users who can write the registry cannot write " +
-          (narrower.size() == 1 ? "it" : "them") +
-          ", and their writes fail with RegistryReadOnly. Give " +
-          (narrower.size() == 1 ? "it" : "them") + " the registry's group and mode, as " +
-          (narrower.size() == 1 ? "its" : "their") +
-          " owner or root (safe while the registry is in use): chgrp " +
-          d.owner.substr(d.owner.find(':') + 1) + " " + files + " && chmod " + d.file_mode + " " +
-          files);
-    }
+  } else if (!d.write_problem.empty()) {
+    d.warnings.push_back("the registry does not exist, and " + d.write_problem +
+                         ": every change will fail until that is fixed");
   }
   std::optional<std::string> stored;
-  if (impl_->store.open(false)) {
-    d.integrity = impl_->store.integrity_check();
-    d.schema = impl_->store.user_version();
-    d.journal_mode = impl_->store.journal_mode();
-    d.entries = impl_->store.model_count();
-    stored = impl_->store.setting(detail::kCacheDirKey);
-    if (d.integrity != "ok") d.warnings.push_back("integrity check failed: " + d.integrity);
-  } else {
-    d.integrity = "ok";
-    d.warnings.push_back("the registry does not exist yet; it is created by the first write");
+  if (d.exists) {
+    try {
+      // The schema first, read-only: a registry that needs migrating is
+      // reported, not migrated.
+      const auto status = detail::inspect_migrations(d.path);
+      d.schema = status.current;
+      d.pending = status.pending;
+      if (d.pending.empty() && impl_->store.open(false)) {
+        d.integrity = impl_->store.integrity_check();
+        d.journal_mode = impl_->store.journal_mode();
+        d.entries = impl_->store.model_count();
+        stored = impl_->store.setting(detail::kCacheDirKey);
+        if (d.integrity != "ok") d.warnings.push_back("integrity check failed: " + d.integrity);
+      } else if (!d.pending.empty()) {
+        d.warnings.push_back(
+            "the registry has schema " + std::to_string(d.schema) + " and needs upgrading to " +
+            std::to_string(schema_version()) +
+            (d.write_problem.empty()
+                 ? "; the next command that opens it upgrades it (or `tfimm-cache migrate`)"
+                 : ", which this process cannot do: " + d.write_problem +
+                       ". Run `tfimm-cache migrate` as a user who can write it"));
+      }
+    } catch (const RegistryTooNew& e) {
+      d.schema = e.found_version();
+      d.problem = e.what();
+    } catch (const RegistryError& e) {
+      d.problem = e.what();
+    }
+    if (!d.problem.empty()) d.warnings.push_back(d.problem);
+    if (d.problem.empty() && !d.write_problem.empty()) {
+      d.warnings.push_back("changes to the registry will fail: " + d.write_problem);
+    }
   }
   if (d.network_fs) {
     d.warnings.push_back("the registry is on a network file system (" + d.fs_type +
@@ -314,8 +345,12 @@ Diagnosis Registry::diagnose() {
   d.cache_dir = detail::resolve_cache_dir(stored);
   d.cache_dir_status = check_path(d.cache_dir.path);
   // A cache directory that does not exist yet is normal: the first download
-  // creates it. One that cannot be reached is a problem.
-  if (d.cache_dir_status != PathStatus::Ok && d.cache_dir_status != PathStatus::Missing) {
+  // creates it. One that is not a directory, or that the first download
+  // could not create or write into, is a problem.
+  if (auto problem = detail::directory_problem(d.cache_dir.path); !problem.empty()) {
+    d.warnings.push_back("the cache directory " + d.cache_dir.path +
+                         " cannot hold downloads: " + problem);
+  } else if (d.cache_dir_status != PathStatus::Ok && d.cache_dir_status != PathStatus::Missing) {
     d.warnings.push_back("the cache directory " + d.cache_dir.path + " is " +
                          to_string(d.cache_dir_status));
   }

@@ -144,10 +144,17 @@ const char* file_kind(mode_t mode) {
 Header read_header(const std::string& path) {
   Header h;
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    throw RegistryError(path, "cannot read registry " + path + ": " + std::strerror(errno));
-  }
   struct stat st {};
+  if (fd < 0) {
+    // A socket cannot be opened at all (ENXIO): say what it is.
+    const int err = errno;
+    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      throw NotARegistry(path, "registry path " + path + " is " + file_kind(st.st_mode) +
+                                   ", not a registry file; it was left unchanged. Point "
+                                   "--registry or $TFIMM_REGISTRY at a regular file");
+    }
+    throw RegistryError(path, "cannot read registry " + path + ": " + std::strerror(err));
+  }
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     const mode_t mode = st.st_mode;
     ::close(fd);

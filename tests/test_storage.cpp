@@ -3,13 +3,18 @@
 // several processes creating or upgrading one file at once, busy and
 // network-file-system behaviour.
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -593,4 +598,124 @@ TEST_CASE("diagnose reports the facts of a healthy registry", "[storage]") {
   CHECK(d.cache_dir.path == "/srv/cache");
   CHECK(d.cache_dir.source == tfimm::DirSource::RegistrySetting);
   CHECK(d.cache_dir_status == tfimm::PathStatus::Missing);
+}
+
+TEST_CASE("a registry path that is a FIFO, a socket or a device is refused at once, untouched",
+          "[storage][file-kind]") {
+  t::TestContext ctx;
+  std::string path;
+  int socket_fd = -1;
+  SECTION("a FIFO (reading it would wait for a writer forever)") {
+    path = ctx.path("registry.db");
+    REQUIRE(::mkfifo(path.c_str(), 0644) == 0);
+  }
+  SECTION("a Unix socket") {
+    path = ctx.path("registry.sock");
+    socket_fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    REQUIRE(path.size() < sizeof address.sun_path);
+    std::copy(path.begin(), path.end(), address.sun_path);
+    REQUIRE(::bind(socket_fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  }
+  SECTION("a character device") { path = "/dev/null"; }
+  struct stat before {};
+  REQUIRE(::stat(path.c_str(), &before) == 0);
+  // In another thread, so that a hang fails the test instead of stopping it.
+  auto attempt = std::async(std::launch::async, [&] {
+    tfimm::Registry reg(path);
+    std::vector<std::string> refused;
+    const auto check = [&](const char* what, const std::function<void()>& call) {
+      try {
+        call();
+      } catch (const tfimm::NotARegistry& e) {
+        if (std::string(e.what()).find(path) != std::string::npos) refused.push_back(what);
+      }
+    };
+    check("entries", [&] { reg.entries(); });
+    check("cached_model_path", [&] { reg.cached_model_path("resnet18"); });
+    check("set_model_cache", [&] { reg.set_model_cache("resnet18", "/data/resnet18"); });
+    check("migration_status", [&] { tfimm::migration_status(path); });
+    return refused;
+  });
+  if (attempt.wait_for(10s) != std::future_status::ready) {
+    // Let a reader stuck on the FIFO go before failing.
+    const int unblock = ::open(path.c_str(), O_WRONLY | O_NONBLOCK);
+    if (unblock >= 0) ::close(unblock);
+    FAIL("a registry call on " << path << " did not return within 10 s");
+  }
+  CHECK(attempt.get() == std::vector<std::string>{"entries", "cached_model_path", "set_model_cache",
+                                                  "migration_status"});
+  struct stat after {};
+  REQUIRE(::stat(path.c_str(), &after) == 0);
+  CHECK(after.st_mode == before.st_mode);
+  CHECK(after.st_ino == before.st_ino);
+  CHECK_FALSE(has_sidecar_files(path));
+  if (socket_fd >= 0) ::close(socket_fd);
+}
+
+TEST_CASE("a transaction that changes nothing on a registry that does not exist creates nothing",
+          "[storage][create]") {
+  t::TestContext ctx;
+  const std::string file = ctx.path("state/tfimm/registry.db");
+  tfimm::Registry reg(file);
+  reg.transaction([](tfimm::Transaction& tx) {
+    CHECK_FALSE(tx.clear_model_cache("resnet18"));
+    CHECK_FALSE(tx.cached_model_path("resnet18"));
+    CHECK(tx.list_cached_models().empty());
+    tx.unset_dir();
+  });
+  CHECK_FALSE(reg.clear_model_cache("resnet18"));
+  reg.unset_dir();
+  CHECK_FALSE(t::exists(file));
+  CHECK_FALSE(t::exists(ctx.path("state")));
+
+  SECTION("its first change creates the registry, with everything the body did") {
+    reg.transaction([](tfimm::Transaction& tx) {
+      CHECK_FALSE(tx.cached_model_path("resnet18"));
+      tx.set_model_cache("resnet18", "/data/resnet18");
+      CHECK(tx.cached_model_path("resnet18") == std::string("/data/resnet18"));
+      tx.set_model_cache("vit", "/data/vit");
+      CHECK(tx.clear_model_cache("vit"));
+    });
+    CHECK(reg.list_cached_models() == std::vector<std::string>{"resnet18"});
+    CHECK(reg.history().size() == 3);
+  }
+  SECTION("a body that throws after its first change leaves no registry entries") {
+    CHECK_THROWS_AS(reg.transaction([](tfimm::Transaction& tx) {
+      tx.set_model_cache("resnet18", "/data/resnet18");
+      CHECK(tx.list_cached_models() == std::vector<std::string>{"resnet18"});
+      throw std::runtime_error("stop");
+    }),
+                    std::runtime_error);
+    CHECK(reg.entries().empty());
+    CHECK(reg.history().empty());
+  }
+  SECTION("another process creating it while the body read it as empty refuses the change") {
+    CHECK_THROWS_AS(reg.transaction([&](tfimm::Transaction& tx) {
+      CHECK_FALSE(tx.cached_model_path("resnet18"));  // decided on an empty registry
+      tfimm::Registry other(file);
+      other.set_model_cache("resnet18", "/other/resnet18");
+      tx.set_model_cache("resnet18", "/data/resnet18");
+    }),
+                    tfimm::RegistryBusy);
+    CHECK(reg.cached_model_path("resnet18") == std::string("/other/resnet18"));
+    CHECK(reg.history().size() == 1);
+  }
+}
+
+TEST_CASE("a dry run on a registry that does not exist creates nothing", "[storage][create]") {
+  t::TestContext ctx;
+  const std::string file = ctx.path("state/registry.db");
+  tfimm::Registry reg(file);
+  tfimm::Snapshot snapshot;
+  snapshot.models.push_back({"resnet18", "/data/resnet18", true, "pinned"});
+  snapshot.cache_dir = "/data/cache";
+  tfimm::ImportOptions options;
+  options.dry_run = true;
+  const auto report = reg.import(snapshot, options);
+  CHECK(report.added == 1);
+  CHECK(report.cache_dir_changed);
+  CHECK_FALSE(t::exists(file));
+  CHECK_FALSE(t::exists(ctx.path("state")));
 }

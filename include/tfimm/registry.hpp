@@ -242,11 +242,20 @@ struct MigrationStatus {
 struct Diagnosis {
   std::string path;
   bool exists = false;
+  // Why the registry cannot be used at all (not a registry file, written by
+  // a newer version, damaged, unreadable); empty when it can. Also among the
+  // warnings.
+  std::string problem;
   int schema = 0;
-  std::string integrity;     // "ok" or SQLite's first complaint
+  std::vector<int> pending;  // migrations the next write applies
+  std::string integrity;     // "ok", SQLite's first complaint, or "" when not checked
   std::string journal_mode;  // "wal", or "delete" on a network file system
   std::string file_mode;     // e.g. "0644"
   std::string owner;         // user:group
+  // Why a write from this process would fail (a read-only file, directory or
+  // file system, a full disk; for a registry that does not exist yet, why it
+  // cannot be created); empty when writes can work.
+  std::string write_problem;
   bool network_fs = false;
   std::string fs_type;  // e.g. "ext4", "nfs"
   std::size_t entries = 0;
@@ -352,7 +361,9 @@ class Registry {
   // naming the first bad record.
   ImportReport import(const Snapshot& snapshot, const ImportOptions& options = {});
 
-  // Integrity check and facts for `tfimm-cache doctor`. Reads only.
+  // Integrity check and facts for `tfimm-cache doctor`. Reads only, never
+  // migrates or creates anything. A registry that cannot be used is reported
+  // (Diagnosis::problem), not thrown.
   Diagnosis diagnose();
 
  private:

@@ -1,6 +1,8 @@
 // tfimm-cache doctor
+#include <sys/stat.h>
 #include <catch2/catch.hpp>
 
+#include "rawdb.hpp"
 #include "tool_test.hpp"
 
 using tfimm::tooltest::Tool;
@@ -40,4 +42,97 @@ TEST_CASE("doctor of a registry that does not exist yet creates nothing", "[doct
   CHECK(r.exit_code <= 1);
   CHECK(r.out.find("exists:      no") != std::string::npos);
   CHECK_FALSE(tfimm::test::exists(tool.registry()));
+}
+
+TEST_CASE("doctor names a cache directory that is a file or cannot hold downloads", "[doctor]") {
+  Tool tool;
+  tool.ok({"set", "resnet18", "/data/resnet18"});
+  SECTION("a regular file") {
+    tfimm::test::write_file(tool.path("cache"), "not a directory");
+    tool.ok({"set-dir", tool.path("cache")});
+    auto r = tool.run({"doctor"}, {}, {{"TFIMM_NETWORK_FS", "0"}});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find("the cache directory " + tool.path("cache") + " cannot hold downloads: " +
+                     tool.path("cache") + " is not a directory") != std::string::npos);
+  }
+  SECTION("below a regular file, so it cannot be created") {
+    tfimm::test::write_file(tool.path("file"), "x");
+    tool.ok({"set-dir", tool.path("file/cache")});
+    auto r = tool.run({"doctor"}, {}, {{"TFIMM_NETWORK_FS", "0"}});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find("cannot hold downloads") != std::string::npos);
+  }
+  SECTION("a directory this user cannot enter or write") {
+    const std::string cache = tool.make_dir("cache");
+    ::chmod(cache.c_str(), 0500);
+    ::chmod(tool.path("").c_str(), 0755);
+    ::chmod(tool.path("state").c_str(), 0755);
+    ::chmod(tool.registry().c_str(), 0644);
+    tool.ok({"set-dir", cache});
+    auto r = tfimm::test::run_process(
+        {"setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", TFIMM_TOOL,
+         "--registry", tool.registry(), "doctor"},
+        {}, {{"TFIMM_NETWORK_FS", "0"}});
+    INFO(r.out << r.err);
+    if (r.exit_code == 127 || r.err.find("setpriv") != std::string::npos) {
+      WARN("cannot run as another user here: " << r.err);
+      return;
+    }
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find("this process cannot create files in " + cache) != std::string::npos);
+    // A user who can only read the registry is told that writes will fail,
+    // and the look leaves nothing behind.
+    CHECK(r.out.find("writable:    no: this process cannot write it") != std::string::npos);
+    CHECK_FALSE(tfimm::test::exists(tool.registry() + "-wal"));
+    CHECK_FALSE(tfimm::test::exists(tool.registry() + "-shm"));
+  }
+}
+
+TEST_CASE("doctor reports a registry written by a newer version instead of failing", "[doctor]") {
+  Tool tool;
+  tool.ok({"set", "resnet18", "/data/resnet18"});
+  {
+    tfimm::test::RawDb db(tool.registry());
+    db.exec("PRAGMA user_version = 99");
+  }
+  const std::string before = tfimm::test::read_file(tool.registry());
+  auto r = tool.run({"doctor"}, {}, {{"TFIMM_NETWORK_FS", "0"}});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("schema:      version 99 (this build knows ") != std::string::npos);
+  CHECK(r.out.find("usable:      no") != std::string::npos);
+  CHECK(r.out.find("newer tfimm-cache") != std::string::npos);
+  CHECK(tfimm::test::read_file(tool.registry()) == before);
+}
+
+TEST_CASE("doctor says when a registry that does not exist cannot be created", "[doctor]") {
+  Tool tool;
+  tfimm::test::write_file(tool.path("file"), "x");
+  auto r = tool.run_bare({"--registry", tool.path("file/registry.db"), "doctor"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("exists:      no (and cannot be created; see below)") != std::string::npos);
+  CHECK(r.out.find("it cannot be created: " + tool.path("file") + " is not a directory") !=
+        std::string::npos);
+  CHECK(r.out.find("created on the first change") == std::string::npos);
+}
+
+TEST_CASE("doctor of a registry that needs migrating reports it and leaves it as it is",
+          "[doctor]") {
+  Tool tool;
+  tool.ok({"set", "resnet18", "/data/resnet18"});
+  {
+    // Looks like a registry of release 1 to the schema check.
+    tfimm::test::RawDb db(tool.registry());
+    db.exec("PRAGMA user_version = 1");
+  }
+  const std::string before = tfimm::test::read_file(tool.registry());
+  auto r = tool.run({"doctor"}, {}, {{"TFIMM_NETWORK_FS", "0"}});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("needs upgrading to") != std::string::npos);
+  CHECK(r.out.find("integrity:   not checked") != std::string::npos);
+  CHECK(tfimm::test::read_file(tool.registry()) == before);
 }
