@@ -1401,9 +1401,15 @@ MigrationStatus inspect_migrations(const std::string& path) {
   if (status.exists) {
     check_header(path);
     try {
-      const bool as_is = only_readable_as_is(path);
-      SQLite::Database db(as_is ? sqlite_uri(path, "immutable=1") : path,
-                          SQLite::OPEN_READONLY | (as_is ? SQLite::OPEN_URI : 0));
+      // With no -wal beside it no connection has the file open, and the
+      // file holds everything: read it as it is, creating nothing. Otherwise
+      // the -wal and -shm are there already; a read-write connection (the
+      // file is never written by these reads) removes them again when it
+      // closes last, which a read-only one cannot.
+      const bool as_is = only_readable_as_is(path) || ::access((path + "-wal").c_str(), F_OK) != 0;
+      SQLite::Database db(
+          as_is ? sqlite_uri(path, "immutable=1") : path,
+          as_is ? SQLite::OPEN_READONLY | SQLite::OPEN_URI : SQLite::OPEN_READWRITE);
       status.current = db.execAndGet("PRAGMA user_version").getInt();
       const int app_id = db.execAndGet("PRAGMA application_id").getInt();
       const int tables = db.execAndGet("SELECT count(*) FROM sqlite_master").getInt();

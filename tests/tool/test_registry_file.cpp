@@ -150,3 +150,29 @@ TEST_CASE("clear of names without entries creates no registry", "[registry-file]
   CHECK(tool.run_bare({"--registry", reg, "audit"}).exit_code == 0);
   CHECK_FALSE(t::exists(tool.path("state")));
 }
+
+TEST_CASE("commands that only read leave no file beside the registry", "[registry-file]") {
+  Tool tool;
+  tool.make_dir("models/resnet18");
+  tool.ok({"set", "resnet18", tool.path("models/resnet18")});
+  const std::string dir = tool.path("state");
+  const auto before = files_in(dir);
+  REQUIRE(before == std::vector<std::string>{"registry.db"});
+  for (const auto& command : std::vector<std::vector<std::string>>{{"where"},
+                                                                   {"list"},
+                                                                   {"list", "--json"},
+                                                                   {"path", "resnet18"},
+                                                                   {"path", "vit", "--explain"},
+                                                                   {"dir", "--show-origin"},
+                                                                   {"history"},
+                                                                   {"export"},
+                                                                   {"audit"},
+                                                                   {"prune", "--dry-run"},
+                                                                   {"migrate", "--status"},
+                                                                   {"doctor"}}) {
+    const auto r = tool.run(command);
+    INFO(command.front() << ": " << r.err);
+    CHECK(r.exit_code <= 1);
+    CHECK(files_in(dir) == before);
+  }
+}
