@@ -33,6 +33,7 @@ bool Registry::Impl::clear_model(const std::string& name) {
 
 void Registry::Impl::set_dir(const std::string& normal_path) {
   auto old = store.setting(detail::kCacheDirKey);
+  if (old == normal_path) return;  // no change, no history row
   store.put_setting(detail::kCacheDirKey, normal_path);
   store.add_history("set_dir", "", old, normal_path, detail::now_ms());
 }
@@ -189,6 +190,7 @@ void Registry::lock(const std::string& name, const std::string& reason) {
   impl_->store.write([&] {
     auto current = impl_->store.model(name);
     if (!current) throw missing();
+    if (current->locked && current->lock_reason == reason) return;  // no change
     impl_->store.set_lock(name, true, reason);
     impl_->store.add_history("lock", name, current->path, current->path, detail::now_ms());
   });

@@ -787,3 +787,20 @@ TEST_CASE("SQL-hostile names and paths round-trip byte for byte", "[registry]") 
   auto child = helper({file, "get", "x\"; DROP TABLE models; --"});
   CHECK(child.out == "/data/\"; DROP TABLE settings; --\n");
 }
+
+TEST_CASE("locking again with the same reason or storing the same cache directory records nothing",
+          "[registry][no-op]") {
+  t::TestContext ctx;
+  tfimm::Registry reg(ctx.path("registry.db"));
+  reg.set_model_cache("resnet18", "/data/resnet18");
+  reg.lock("resnet18", "pinned");
+  reg.set_dir("/data/cache");
+  const auto before = reg.history();
+  reg.lock("resnet18", "pinned");
+  reg.set_dir("/data/cache");
+  CHECK(reg.history().size() == before.size());
+  reg.lock("resnet18", "another reason");
+  reg.set_dir("/data/other");
+  CHECK(reg.history().size() == before.size() + 2);
+  CHECK(reg.entry("resnet18")->lock_reason == "another reason");
+}

@@ -52,9 +52,12 @@ void make_dir(const std::string& path) {
 }
 
 // An empty registry file with the library's schema, WAL and application id.
+// An empty registry at `file` (its schema, no entries or settings). A
+// registry is created by its first change, so one is made and undone.
 void create_registry(const std::string& file) {
   Registry registry(file);
-  registry.transaction([](Transaction&) {});
+  registry.set_dir("/");
+  registry.unset_dir();
 }
 
 void remove_registry(const std::string& file) {
