@@ -110,8 +110,7 @@ TEST_CASE("a snapshot survives to_json and parse_snapshot unchanged", "[transfer
 TEST_CASE("parse_snapshot fills optional fields and normalises paths", "[transfer]") {
   t::TestContext ctx;
   auto s = tfimm::parse_snapshot(export_text(
-      R"([{"name": "resnet18", "path": "~/w/resnet18"}, {"name": "vit", "path": "/a//b/./c/"}])",
-      R"("unknown_future_field": 1, )"));
+      R"([{"name": "resnet18", "path": "~/w/resnet18"}, {"name": "vit", "path": "/a//b/./c/"}])"));
   auto with_dir = tfimm::parse_snapshot(R"({"format": "tfimm-cache-export", "version": 1,
                                             "cache_dir": "~/cache/", "models": []})");
   CHECK(with_dir.cache_dir == ctx.home() + "/cache");
@@ -400,9 +399,121 @@ TEST_CASE("paths that are not valid UTF-8 survive export and import byte for byt
 TEST_CASE("a record with both path and path_hex, or bad hex, is refused", "[transfer]") {
   const std::string head = R"({"format":"tfimm-cache-export","version":1,"models":[)";
   CHECK_THROWS_WITH(tfimm::parse_snapshot(head + R"({"name":"a","path":"/x","path_hex":"2f"}]})"),
-                    Catch::Contains("not both"));
+                    Catch::Contains("gives both \"path\" and \"path_hex\"; give one"));
   CHECK_THROWS_WITH(tfimm::parse_snapshot(head + R"({"name":"a","path_hex":"2f7"}]})"),
                     Catch::Contains("even number of hex digits"));
   CHECK_THROWS_WITH(tfimm::parse_snapshot(head + R"({"name":"a","path_hex":"zz"}]})"),
                     Catch::Contains("hex digits"));
+}
+
+TEST_CASE("a key given twice is refused, naming the key and the record, at every level",
+          "[transfer][strict]") {
+  using Catch::Contains;
+  SECTION("in a record: which path was meant is not for us to guess") {
+    const std::string text = export_text(R"([{"name": "ok", "path": "/srv/ok"},
+                        {"name": "a", "path": "/srv/a", "path": "/srv/evil"}])");
+    CHECK_THROWS_AS(tfimm::parse_snapshot(text), tfimm::InvalidInput);
+    CHECK_THROWS_WITH(tfimm::parse_snapshot(text), Contains("models[1] (\"a\")") &&
+                                                       Contains("\"path\"") &&
+                                                       Contains("more than once"));
+  }
+  SECTION("the name itself") {
+    const std::string text = export_text(R"([{"name": "a", "name": "b", "path": "/srv/a"}])");
+    CHECK_THROWS_WITH(tfimm::parse_snapshot(text),
+                      Contains("models[0]") && Contains("\"name\"") && Contains("more than once"));
+  }
+  SECTION("in the top-level object") {
+    const std::string text =
+        R"({"format": "tfimm-cache-export", "version": 1, "cache_dir": "/srv/a",
+            "models": [], "cache_dir": "/srv/evil"})";
+    CHECK_THROWS_AS(tfimm::parse_snapshot(text), tfimm::InvalidInput);
+    CHECK_THROWS_WITH(tfimm::parse_snapshot(text), Contains("top-level") &&
+                                                       Contains("\"cache_dir\"") &&
+                                                       Contains("more than once"));
+  }
+  SECTION("a models list given twice") {
+    const std::string text = R"({"format": "tfimm-cache-export", "version": 1,
+        "models": [{"name": "a", "path": "/a"}], "models": []})";
+    CHECK_THROWS_WITH(tfimm::parse_snapshot(text),
+                      Contains("\"models\"") && Contains("more than once"));
+  }
+}
+
+TEST_CASE("an unknown key is refused, naming it and the keys that are known",
+          "[transfer][strict]") {
+  using Catch::Contains;
+  SECTION("a typo in a record would silently lose the lock reason") {
+    const std::string text =
+        export_text(R"([{"name": "a", "path": "/a", "locked": true, "lock_reson": "usb"}])");
+    CHECK_THROWS_AS(tfimm::parse_snapshot(text), tfimm::InvalidInput);
+    CHECK_THROWS_WITH(tfimm::parse_snapshot(text), Contains("models[0] (\"a\")") &&
+                                                       Contains("unknown key \"lock_reson\"") &&
+                                                       Contains("\"lock_reason\""));
+  }
+  SECTION("in the top-level object") {
+    const std::string text = export_text("[]", R"("cache_directory": "/srv", )");
+    CHECK_THROWS_WITH(tfimm::parse_snapshot(text),
+                      Contains("unknown key \"cache_directory\"") && Contains("\"cache_dir\""));
+  }
+}
+
+TEST_CASE("a file that is not JSON is refused in plain words with its line and column",
+          "[transfer][strict]") {
+  using Catch::Contains;
+  const auto message = [](const std::string& text) {
+    try {
+      tfimm::parse_snapshot(text);
+    } catch (const tfimm::InvalidInput& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  const auto plain = [](const std::string& m) {
+    INFO(m);
+    CHECK(m.find("json.exception") == std::string::npos);
+    CHECK(m.find("last read") == std::string::npos);
+    CHECK(m.find('\n') == std::string::npos);
+  };
+  SECTION("a bare word") {
+    const auto m = message("{\n  \"format\": tfimm\n}");
+    plain(m);
+    CHECK_THAT(m, Contains("line 2, column"));
+  }
+  SECTION("an empty file") {
+    const auto m = message("");
+    plain(m);
+    CHECK_THAT(m, Contains("empty"));
+    CHECK_THAT(message(" \n\t"), Contains("empty"));
+  }
+  SECTION("cut short") {
+    const auto m = message(R"({"format": "tfimm-cache-export", "models": [)");
+    plain(m);
+    CHECK_THAT(m, Contains("ends"));
+  }
+  SECTION("bytes that are not UTF-8, in a string or outside one") {
+    for (const std::string& text :
+         {export_text("[{\"name\": \"a\", \"path\": \"/data/\xe9t\xe9\"}]"),
+          std::string("\xff\xfe{\0\"\0")}) {
+      const auto m = message(text);
+      plain(m);
+      CHECK_THAT(m, Contains("UTF-8") && Contains("line 1, column"));
+    }
+  }
+  SECTION("a number too large, named by its record") {
+    const auto m = message(export_text(R"([{"name": "a", "path": "/a"},
+                                           {"name": "b", "path": "/b", "locked": 1e400}])"));
+    plain(m);
+    CHECK_THAT(m, Contains("models[1] (\"b\")") && Contains("1e400") && Contains("line 2"));
+  }
+  SECTION("a path that is null, named by its record") {
+    const auto m = message(export_text(R"([{"name": "a", "path": null}])"));
+    plain(m);
+    CHECK_THAT(m, Contains("models[0] (\"a\")") && Contains("\"path\"") && Contains("null"));
+    CHECK(m.find("not both") == std::string::npos);
+  }
+  SECTION("a name that is null") {
+    const auto m = message(export_text(R"([{"name": null, "path": "/a"}])"));
+    plain(m);
+    CHECK_THAT(m, Contains("models[0]") && Contains("\"name\"") && Contains("null"));
+  }
 }

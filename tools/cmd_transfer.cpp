@@ -160,7 +160,14 @@ void setup_import(CLI::App& app, Program& program) {
 
 int run_import(const GlobalOptions& global, const ImportCmdOptions& options) {
   std::string text = read_input(options.file);
-  Snapshot snapshot = parse_snapshot(text);
+  const std::string source = options.file == "-" ? "standard input" : printable(options.file);
+  Snapshot snapshot;
+  try {
+    snapshot = parse_snapshot(text);
+  } catch (const InvalidInput& e) {
+    throw UsageError("cannot import " + source + ": " + e.what() +
+                     "; nothing was changed. Fix the file and retry");
+  }
   ImportOptions import_options;
   import_options.replace = options.replace;
   import_options.dry_run = options.dry_run;
@@ -171,7 +178,6 @@ int run_import(const GlobalOptions& global, const ImportCmdOptions& options) {
 
   Registry registry = open_registry(global);
   ImportReport report = registry.import(snapshot, import_options);
-  std::string source = options.file == "-" ? "standard input" : printable(options.file);
   if (options.dry_run) {
     std::cout << "dry run, nothing changed: importing " << source << " would add " << report.added
               << ", change " << report.changed << ", leave " << report.unchanged << " unchanged";

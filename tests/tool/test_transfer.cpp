@@ -211,3 +211,71 @@ TEST_CASE("import of a malformed or unreadable file exits 2 and changes nothing"
   SECTION("a directory") { require_error(tool.run({"import", tool.path("")}), 2); }
   CHECK(tool.snapshot() == before);
 }
+
+TEST_CASE("an import file with a key given twice or an unknown key exits 2 naming both",
+          "[import][errors][strict]") {
+  Tool tool;
+  tool.ok({"set", "a", "/srv/a"});
+  const std::string before = tool.snapshot();
+  SECTION("a path given twice") {
+    auto r = tool.run({"import", "-"}, R"({"format": "tfimm-cache-export", "version": 1,
+        "models": [{"name": "a", "path": "/srv/a", "path": "/srv/evil"}]})");
+    require_error(r, 2);
+    CHECK(r.err.find("cannot import standard input: models[0] (\"a\"): the key \"path\" appears "
+                     "more than once") != std::string::npos);
+  }
+  SECTION("a top-level key given twice") {
+    auto r = tool.run({"import", "-"}, R"({"format": "tfimm-cache-export", "version": 1,
+        "models": [{"name": "a", "path": "/srv/a"}], "models": []})");
+    require_error(r, 2);
+    CHECK(r.err.find("the key \"models\" appears more than once") != std::string::npos);
+  }
+  SECTION("a misspelt key") {
+    auto r = tool.run({"import", "-"}, R"({"format": "tfimm-cache-export", "version": 1,
+        "models": [{"name": "a", "path": "/srv/b", "locked": true, "lock_reson": "usb"}]})");
+    require_error(r, 2);
+    CHECK(r.err.find("models[0] (\"a\"): unknown key \"lock_reson\"") != std::string::npos);
+  }
+  CHECK(tool.snapshot() == before);
+}
+
+TEST_CASE("an unreadable import file gets one line in plain words with where it is",
+          "[import][errors][strict]") {
+  Tool tool;
+  const std::string file = tool.path("backup.json");
+  SECTION("not JSON") {
+    tfimm::test::write_file(file, "{\n  \"format\": tfimm-cache-export\n}\n");
+    auto r = tool.run({"import", file});
+    require_error(r, 2);
+    CHECK(r.err.find("cannot import " + file + ": line 2, column") != std::string::npos);
+    CHECK(r.err.find("json.exception") == std::string::npos);
+  }
+  SECTION("empty") {
+    tfimm::test::write_file(file, "");
+    auto r = tool.run({"import", file});
+    require_error(r, 2);
+    CHECK(r.err.find("is empty") != std::string::npos);
+  }
+  SECTION("Latin-1 instead of UTF-8") {
+    tfimm::test::write_file(file,
+                            "{\"format\": \"tfimm-cache-export\", \"version\": 1, "
+                            "\"models\": [{\"name\": \"a\", \"path\": \"/\xe9t\xe9\"}]}");
+    auto r = tool.run({"import", file});
+    require_error(r, 2);
+    CHECK(r.err.find("models[0] (\"a\"): line 1, column") != std::string::npos);
+    CHECK(r.err.find("not UTF-8") != std::string::npos);
+  }
+  SECTION("a number too large") {
+    auto r = tool.run({"import", "-"}, "{\"format\": \"tfimm-cache-export\", \"version\": 1e999}");
+    require_error(r, 2);
+    CHECK(r.err.find("1e999 is too large") != std::string::npos);
+  }
+  SECTION("a null path") {
+    auto r = tool.run({"import", "-"}, R"({"format": "tfimm-cache-export", "version": 1,
+        "models": [{"name": "a", "path": null}]})");
+    require_error(r, 2);
+    CHECK(r.err.find("models[0] (\"a\"): \"path\" must be a string, not null") !=
+          std::string::npos);
+  }
+  CHECK_FALSE(tfimm::test::exists(tool.registry()));
+}
