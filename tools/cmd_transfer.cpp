@@ -178,15 +178,27 @@ int run_import(const GlobalOptions& global, const ImportCmdOptions& options) {
 
   Registry registry = open_registry(global);
   ImportReport report = registry.import(snapshot, import_options);
+  // One line, the same counts for a dry run as for the real import; lock
+  // changes and kept locks only when there are any.
   if (options.dry_run) {
     std::cout << "dry run, nothing changed: importing " << source << " would add " << report.added
               << ", change " << report.changed << ", leave " << report.unchanged << " unchanged";
     if (options.replace) std::cout << ", forget " << report.removed;
+    if (report.locked > 0) std::cout << ", lock " << report.locked;
+    if (report.unlocked > 0) std::cout << ", unlock " << report.unlocked;
+    if (report.locks_kept > 0) {
+      std::cout << ", keep " << report.locks_kept << " locked that the file has unlocked";
+    }
     if (report.cache_dir_changed) std::cout << ", and change the cache directory setting";
   } else {
     std::cout << "imported " << source << ": " << report.added << " added, " << report.changed
               << " changed, " << report.unchanged << " unchanged";
     if (options.replace) std::cout << ", " << report.removed << " forgotten";
+    if (report.locked > 0) std::cout << ", " << report.locked << " locked";
+    if (report.unlocked > 0) std::cout << ", " << report.unlocked << " unlocked";
+    if (report.locks_kept > 0) {
+      std::cout << ", " << report.locks_kept << " kept locked that the file has unlocked";
+    }
     if (report.cache_dir_changed) std::cout << "; cache directory setting changed";
   }
   std::cout << '\n';
