@@ -148,7 +148,7 @@ class StrictReader {
 
   bool key(json::string_t& key) {
     if (stack_.back().value->contains(key)) {
-      const std::string what = "the key \"" + key + "\" appears more than once";
+      const std::string what = "the key " + detail::quote(key) + " appears more than once";
       throw InvalidInput(stack_.size() == 1
                              ? "the top-level object: " + what + "; give each key once"
                              : where() + ": " + what +
@@ -165,6 +165,11 @@ class StrictReader {
     std::size_t offset = position > 0 ? position - 1 : 0;
     if (std::string_view(e.what()).find("UTF-8") != std::string_view::npos) {
       offset = first_invalid_utf8(text_);
+    }
+    if (complete_) {
+      throw InvalidInput(position_of(text_, offset) +
+                         ": text after the end of the JSON document; an export file is one "
+                         "JSON object");
     }
     const std::string label = where();
     throw InvalidInput((label.empty() ? "" : label + ": ") + position_of(text_, offset) + ": " +
@@ -191,6 +196,7 @@ class StrictReader {
   }
   bool put(json&& value) {
     place(std::move(value));
+    complete_ = stack_.empty();
     return true;
   }
   bool open(json&& container) {
@@ -201,6 +207,7 @@ class StrictReader {
   }
   bool close() {
     stack_.pop_back();
+    complete_ = stack_.empty();
     return true;
   }
 
@@ -220,6 +227,7 @@ class StrictReader {
   json root_;
   std::vector<Frame> stack_;
   std::string key_;
+  bool complete_ = false;  // the top-level value has ended
 };
 
 json read_strictly(std::string_view text) {
@@ -242,8 +250,8 @@ void known_keys_only(const json& object, const std::string& label,
     }
     std::string list;
     for (const char* k : known) list += (list.empty() ? "\"" : ", \"") + std::string(k) + "\"";
-    throw InvalidInput(label + ": unknown key \"" + item.key() + "\" (known keys: " + list +
-                       "); a misspelt key would lose what it holds, so nothing was imported");
+    throw InvalidInput(label + ": unknown key " + detail::quote(item.key()) +
+                       " (known keys: " + list + "); a misspelt key would lose what it holds");
   }
 }
 
@@ -491,6 +499,10 @@ Snapshot parse_snapshot(std::string_view text) {
                            reason->type_name());
       }
       model.lock_reason = reason->get<std::string>();
+    }
+    if (!model.locked && !model.lock_reason.empty()) {
+      throw InvalidInput(label + ": has a \"lock_reason\" but is not locked; add \"locked\": " +
+                         "true to keep the reason, or remove it");
     }
     model = checked(std::move(model), i);
     if (!seen.insert(model.name).second) {

@@ -747,6 +747,17 @@ TEST_CASE("a file that is not JSON is refused in plain words with its line and c
     CHECK_THAT(m, Contains("models[0] (\"a\")") && Contains("\"path\"") && Contains("null"));
     CHECK(m.find("not both") == std::string::npos);
   }
+  SECTION("text after the document") {
+    const auto m = message(export_text("[]") + "\n}");
+    plain(m);
+    CHECK_THAT(m, Contains("line 2, column 1") && Contains("after the end"));
+  }
+  SECTION("a lock reason on an unlocked record, which the import would drop") {
+    const auto m = message(
+        export_text(R"([{"name": "a", "path": "/a", "locked": false, "lock_reason": "usb"}])"));
+    CHECK_THAT(
+        m, Contains("models[0] (\"a\")") && Contains("\"lock_reason\"") && Contains("not locked"));
+  }
   SECTION("a name that is null") {
     const auto m = message(export_text(R"([{"name": null, "path": "/a"}])"));
     plain(m);
