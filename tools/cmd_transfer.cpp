@@ -152,7 +152,8 @@ void setup_import(CLI::App& app, Program& program) {
   sub->footer(
       "Every record is checked first; then all of it is applied in one transaction,\n"
       "or nothing is (one bad record refuses the whole file). Without --replace,\n"
-      "entries not in the file are kept.\n\n"
+      "entries not in the file are kept and no lock is removed. --dry-run prints\n"
+      "the counts the import would print and only reads the registry.\n\n"
       "Example:\n  tfimm-cache import backup.json --dry-run\n"
       "  tfimm-cache import backup.json --rewrite /mnt/old=/mnt/new");
   bind_command(sub, program, options, run_import);
