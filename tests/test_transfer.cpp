@@ -1,9 +1,14 @@
 // Tests for lib/transfer.cpp: the JSON backup format, and snapshot/import
 // on a registry (all-or-nothing, --replace, path rewrites, dry run).
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -59,6 +64,30 @@ Snapshot sample() {
   return s;
 }
 
+// Every count of an import report, for exact comparisons.
+std::string dump(const tfimm::ImportReport& r) {
+  std::ostringstream out;
+  out << "added=" << r.added << " changed=" << r.changed << " unchanged=" << r.unchanged
+      << " removed=" << r.removed << " locked=" << r.locked << " unlocked=" << r.unlocked
+      << " locks_kept=" << r.locks_kept << " cache_dir_changed=" << r.cache_dir_changed;
+  return out.str();
+}
+
+// "action name" of every history row, newest first.
+std::vector<std::string> actions(tfimm::Registry& reg,
+                                 const std::optional<std::string>& name = {}) {
+  std::vector<std::string> out;
+  for (const auto& r : reg.history(name)) out.push_back(r.action + " " + r.name);
+  return out;
+}
+
+tfimm::ImportOptions dry(bool replace = false) {
+  tfimm::ImportOptions options;
+  options.dry_run = true;
+  options.replace = replace;
+  return options;
+}
+
 std::string export_text(const std::string& models, const std::string& extra = {}) {
   return R"({"format": "tfimm-cache-export", "version": 1, "cache_dir": null, )" + extra +
          R"("models": )" + models + "}";
@@ -110,8 +139,7 @@ TEST_CASE("a snapshot survives to_json and parse_snapshot unchanged", "[transfer
 TEST_CASE("parse_snapshot fills optional fields and normalises paths", "[transfer]") {
   t::TestContext ctx;
   auto s = tfimm::parse_snapshot(export_text(
-      R"([{"name": "resnet18", "path": "~/w/resnet18"}, {"name": "vit", "path": "/a//b/./c/"}])",
-      R"("unknown_future_field": 1, )"));
+      R"([{"name": "resnet18", "path": "~/w/resnet18"}, {"name": "vit", "path": "/a//b/./c/"}])"));
   auto with_dir = tfimm::parse_snapshot(R"({"format": "tfimm-cache-export", "version": 1,
                                             "cache_dir": "~/cache/", "models": []})");
   CHECK(with_dir.cache_dir == ctx.home() + "/cache");
@@ -400,9 +428,339 @@ TEST_CASE("paths that are not valid UTF-8 survive export and import byte for byt
 TEST_CASE("a record with both path and path_hex, or bad hex, is refused", "[transfer]") {
   const std::string head = R"({"format":"tfimm-cache-export","version":1,"models":[)";
   CHECK_THROWS_WITH(tfimm::parse_snapshot(head + R"({"name":"a","path":"/x","path_hex":"2f"}]})"),
-                    Catch::Contains("not both"));
+                    Catch::Contains("gives both \"path\" and \"path_hex\"; give one"));
   CHECK_THROWS_WITH(tfimm::parse_snapshot(head + R"({"name":"a","path_hex":"2f7"}]})"),
                     Catch::Contains("even number of hex digits"));
   CHECK_THROWS_WITH(tfimm::parse_snapshot(head + R"({"name":"a","path_hex":"zz"}]})"),
                     Catch::Contains("hex digits"));
+}
+
+TEST_CASE(
+    "import --replace that unlocks an entry reports it, records an unlock and dry run shows it",
+    "[transfer][import][locks]") {
+  t::TestContext ctx;
+  tfimm::Registry reg(ctx.path("registry.db"));
+  reg.set_model_cache("usb", ctx.path("gone/usb"));  // a path that does not exist
+  reg.lock("usb", "on the USB disk");
+  Snapshot s;
+  s.models = {model("usb", ctx.path("gone/usb"))};
+  tfimm::ImportOptions replace;
+  replace.replace = true;
+
+  const auto preview = reg.import(s, dry(true));
+  CHECK(preview.changed == 1);
+  CHECK(preview.unchanged == 0);
+  CHECK(preview.unlocked == 1);
+  CHECK(reg.entry("usb")->locked);
+  const auto report = reg.import(s, replace);
+  CHECK(dump(report) == dump(preview));
+  CHECK_FALSE(reg.entry("usb")->locked);
+  CHECK(reg.entry("usb")->lock_reason.empty());
+  CHECK(actions(reg, "usb") == std::vector<std::string>{"unlock usb", "lock usb", "set usb"});
+
+  // The entry is no longer protected, and the history says who unprotected it.
+  const auto pruned = reg.prune();
+  REQUIRE(pruned.removed.size() == 1);
+  CHECK(pruned.removed[0].entry.name == "usb");
+  CHECK(actions(reg, "usb") ==
+        std::vector<std::string>{"prune usb", "unlock usb", "lock usb", "set usb"});
+}
+
+TEST_CASE("a merge import keeps a lock the file does not have, and reports that it kept it",
+          "[transfer][import][locks]") {
+  t::TestContext ctx;
+  tfimm::Registry reg(ctx.path("registry.db"));
+  reg.set_model_cache("a", "/data/a");
+  reg.lock("a", "mine");
+  Snapshot s;
+  s.models = {model("a", "/data/a")};
+  const auto preview = reg.import(s, dry());
+  const auto report = reg.import(s);
+  CHECK(dump(report) == dump(preview));
+  CHECK(report.unchanged == 1);
+  CHECK(report.changed == 0);
+  CHECK(report.locks_kept == 1);
+  CHECK(report.unlocked == 0);
+  CHECK(reg.entry("a")->locked);
+  CHECK(reg.entry("a")->lock_reason == "mine");
+  CHECK(actions(reg, "a") == std::vector<std::string>{"lock a", "set a"});
+}
+
+TEST_CASE("a merge import with another lock reason changes it, reports and records it",
+          "[transfer][import][locks]") {
+  t::TestContext ctx;
+  tfimm::Registry reg(ctx.path("registry.db"));
+  reg.set_model_cache("a", "/data/a");
+  reg.lock("a", "old reason");
+  Snapshot s;
+  s.models = {model("a", "/data/a", true, "new reason")};
+  const auto preview = reg.import(s, dry());
+  const auto report = reg.import(s);
+  CHECK(dump(report) == dump(preview));
+  CHECK(report.changed == 1);
+  CHECK(report.unchanged == 0);
+  CHECK(report.locked == 1);
+  CHECK(reg.entry("a")->lock_reason == "new reason");
+  CHECK(actions(reg, "a") == std::vector<std::string>{"lock a", "lock a", "set a"});
+
+  SECTION("the same reason again is unchanged and records nothing") {
+    const auto again = reg.import(s);
+    CHECK(again.unchanged == 1);
+    CHECK(again.locked == 0);
+    CHECK(actions(reg, "a").size() == 3);
+  }
+}
+
+TEST_CASE("a new locked entry is recorded as imported, then locked", "[transfer][import][locks]") {
+  t::TestContext ctx;
+  tfimm::Registry reg(ctx.path("registry.db"));
+  Snapshot s;
+  s.models = {model("a", "/data/a", true, "keep"), model("b", "/data/b")};
+  const auto report = reg.import(s);
+  CHECK(report.added == 2);
+  CHECK(report.locked == 1);
+  CHECK(actions(reg, "a") == std::vector<std::string>{"lock a", "import a"});
+  CHECK(actions(reg, "b") == std::vector<std::string>{"import b"});
+}
+
+TEST_CASE("a dry-run import reports exactly the counts the real import reports",
+          "[transfer][import]") {
+  const bool replace = GENERATE(false, true);
+  INFO("replace " << replace);
+  t::TestContext ctx;
+  const std::string file = ctx.path("registry.db");
+  {
+    tfimm::Registry reg(file);
+    reg.set_model_cache("same", "/data/same");
+    reg.set_model_cache("moved", "/data/moved");
+    reg.set_model_cache("unlock_me", "/data/unlock_me");
+    reg.lock("unlock_me", "old");
+    reg.set_model_cache("reason", "/data/reason");
+    reg.lock("reason", "old");
+    reg.set_model_cache("lock_me", "/data/lock_me");
+    reg.set_model_cache("not_in_file", "/data/not_in_file");
+    reg.set_dir("/srv/old");
+  }
+  Snapshot s;
+  s.models = {model("same", "/data/same"),
+              model("moved", "/data/moved2"),
+              model("unlock_me", "/data/unlock_me"),
+              model("reason", "/data/reason", true, "new"),
+              model("lock_me", "/data/lock_me", true, "now"),
+              model("new", "/data/new", true, "fresh")};
+  s.cache_dir = "/srv/new";
+  tfimm::Registry reg(file);
+  const auto history_before = reg.history().size();
+  auto options = dry(replace);
+  const auto preview = reg.import(s, options);
+  CHECK(reg.history().size() == history_before);
+  options.dry_run = false;
+  const auto report = reg.import(s, options);
+  CHECK(dump(preview) == dump(report));
+  CHECK(report.added == 1);
+  CHECK(report.changed == (replace ? 4u : 3u));  // moved, reason, lock_me (+ unlock_me)
+  CHECK(report.unchanged == (replace ? 1u : 2u));
+  CHECK(report.removed == (replace ? 1u : 0u));
+  CHECK(report.locked == 3);  // reason, lock_me, new
+  CHECK(report.unlocked == (replace ? 1u : 0u));
+  CHECK(report.locks_kept == (replace ? 0u : 1u));
+  CHECK(report.cache_dir_changed);
+  // Every change the report counts is one history row.
+  CHECK(reg.history().size() - history_before == report.added + report.removed + 1 /* moved */ +
+                                                     report.locked + report.unlocked +
+                                                     1 /* set_dir */);
+}
+
+TEST_CASE("a dry-run import of a registry that does not exist creates no file and no directory",
+          "[transfer][import][dry-run]") {
+  t::TestContext ctx;
+  const std::string dir = ctx.path("state");
+  tfimm::Registry reg(dir + "/tfimm/registry.db");
+  Snapshot s;
+  s.models = {model("a", "/data/a", true, "keep"), model("b", "/data/b")};
+  s.cache_dir = "/srv/cache";
+  const auto report = reg.import(s, dry(true));
+  CHECK(report.added == 2);
+  CHECK(report.locked == 1);
+  CHECK(report.cache_dir_changed);
+  CHECK_FALSE(t::exists(dir));
+}
+
+TEST_CASE("a dry-run import works on a registry this process can only read",
+          "[transfer][import][dry-run][permissions]") {
+  if (::geteuid() != 0) {
+    WARN("needs root to act as another user: skipped");
+    return;
+  }
+  t::TestContext ctx;
+  REQUIRE(::chmod(ctx.root().c_str(), 0777) == 0);  // the other user may create -wal and -shm
+  const std::string file = ctx.path("registry.db");
+  Snapshot s;
+  s.models = {model("a", "/data/a2"), model("b", "/data/b", true, "keep")};
+  {
+    tfimm::Registry reg(file);
+    reg.set_model_cache("a", "/data/a");
+    reg.set_model_cache("old", "/data/old");
+  }
+  REQUIRE(::chmod(file.c_str(), 0444) == 0);
+  const std::string bytes = t::read_file(file);
+
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string out;
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) {
+      out = "cannot become uid 65534";
+    } else {
+      try {
+        tfimm::Registry reg(file);
+        out = dump(reg.import(s, dry(true)));
+      } catch (const std::exception& e) {
+        out = std::string("threw: ") + e.what();
+      }
+    }
+    const auto n = ::write(fds[1], out.data(), out.size());
+    ::_exit(n == static_cast<ssize_t>(out.size()) ? 0 : 1);
+  }
+  ::close(fds[1]);
+  std::string got;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;)
+    got.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  tfimm::ImportReport expected;
+  expected.added = 1;    // b
+  expected.changed = 1;  // a
+  expected.removed = 1;  // old
+  expected.locked = 1;   // b
+  CHECK(got == dump(expected));
+  CHECK(t::read_file(file) == bytes);
+}
+
+TEST_CASE("a key given twice is refused, naming the key and the record, at every level",
+          "[transfer][strict]") {
+  using Catch::Contains;
+  SECTION("in a record: which path was meant is not for us to guess") {
+    const std::string text = export_text(R"([{"name": "ok", "path": "/srv/ok"},
+                        {"name": "a", "path": "/srv/a", "path": "/srv/evil"}])");
+    CHECK_THROWS_AS(tfimm::parse_snapshot(text), tfimm::InvalidInput);
+    CHECK_THROWS_WITH(tfimm::parse_snapshot(text), Contains("models[1] (\"a\")") &&
+                                                       Contains("\"path\"") &&
+                                                       Contains("more than once"));
+  }
+  SECTION("the name itself") {
+    const std::string text = export_text(R"([{"name": "a", "name": "b", "path": "/srv/a"}])");
+    CHECK_THROWS_WITH(tfimm::parse_snapshot(text),
+                      Contains("models[0]") && Contains("\"name\"") && Contains("more than once"));
+  }
+  SECTION("in the top-level object") {
+    const std::string text =
+        R"({"format": "tfimm-cache-export", "version": 1, "cache_dir": "/srv/a",
+            "models": [], "cache_dir": "/srv/evil"})";
+    CHECK_THROWS_AS(tfimm::parse_snapshot(text), tfimm::InvalidInput);
+    CHECK_THROWS_WITH(tfimm::parse_snapshot(text), Contains("top-level") &&
+                                                       Contains("\"cache_dir\"") &&
+                                                       Contains("more than once"));
+  }
+  SECTION("a models list given twice") {
+    const std::string text = R"({"format": "tfimm-cache-export", "version": 1,
+        "models": [{"name": "a", "path": "/a"}], "models": []})";
+    CHECK_THROWS_WITH(tfimm::parse_snapshot(text),
+                      Contains("\"models\"") && Contains("more than once"));
+  }
+}
+
+TEST_CASE("an unknown key is refused, naming it and the keys that are known",
+          "[transfer][strict]") {
+  using Catch::Contains;
+  SECTION("a typo in a record would silently lose the lock reason") {
+    const std::string text =
+        export_text(R"([{"name": "a", "path": "/a", "locked": true, "lock_reson": "usb"}])");
+    CHECK_THROWS_AS(tfimm::parse_snapshot(text), tfimm::InvalidInput);
+    CHECK_THROWS_WITH(tfimm::parse_snapshot(text), Contains("models[0] (\"a\")") &&
+                                                       Contains("unknown key \"lock_reson\"") &&
+                                                       Contains("\"lock_reason\""));
+  }
+  SECTION("in the top-level object") {
+    const std::string text = export_text("[]", R"("cache_directory": "/srv", )");
+    CHECK_THROWS_WITH(tfimm::parse_snapshot(text),
+                      Contains("unknown key \"cache_directory\"") && Contains("\"cache_dir\""));
+  }
+}
+
+TEST_CASE("a file that is not JSON is refused in plain words with its line and column",
+          "[transfer][strict]") {
+  using Catch::Contains;
+  const auto message = [](const std::string& text) {
+    try {
+      tfimm::parse_snapshot(text);
+    } catch (const tfimm::InvalidInput& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  const auto plain = [](const std::string& m) {
+    INFO(m);
+    CHECK(m.find("json.exception") == std::string::npos);
+    CHECK(m.find("last read") == std::string::npos);
+    CHECK(m.find('\n') == std::string::npos);
+  };
+  SECTION("a bare word") {
+    const auto m = message("{\n  \"format\": tfimm\n}");
+    plain(m);
+    CHECK_THAT(m, Contains("line 2, column"));
+  }
+  SECTION("an empty file") {
+    const auto m = message("");
+    plain(m);
+    CHECK_THAT(m, Contains("empty"));
+    CHECK_THAT(message(" \n\t"), Contains("empty"));
+  }
+  SECTION("cut short") {
+    const auto m = message(R"({"format": "tfimm-cache-export", "models": [)");
+    plain(m);
+    CHECK_THAT(m, Contains("ends"));
+  }
+  SECTION("bytes that are not UTF-8, in a string or outside one") {
+    for (const std::string& text :
+         {export_text("[{\"name\": \"a\", \"path\": \"/data/\xe9t\xe9\"}]"),
+          std::string("\xff\xfe{\0\"\0")}) {
+      const auto m = message(text);
+      plain(m);
+      CHECK_THAT(m, Contains("UTF-8") && Contains("line 1, column"));
+    }
+  }
+  SECTION("a number too large, named by its record") {
+    const auto m = message(export_text(R"([{"name": "a", "path": "/a"},
+                                           {"name": "b", "path": "/b", "locked": 1e400}])"));
+    plain(m);
+    CHECK_THAT(m, Contains("models[1] (\"b\")") && Contains("1e400") && Contains("line 2"));
+  }
+  SECTION("a path that is null, named by its record") {
+    const auto m = message(export_text(R"([{"name": "a", "path": null}])"));
+    plain(m);
+    CHECK_THAT(m, Contains("models[0] (\"a\")") && Contains("\"path\"") && Contains("null"));
+    CHECK(m.find("not both") == std::string::npos);
+  }
+  SECTION("text after the document") {
+    const auto m = message(export_text("[]") + "\n}");
+    plain(m);
+    CHECK_THAT(m, Contains("line 2, column 1") && Contains("after the end"));
+  }
+  SECTION("a lock reason on an unlocked record, which the import would drop") {
+    const auto m = message(
+        export_text(R"([{"name": "a", "path": "/a", "locked": false, "lock_reason": "usb"}])"));
+    CHECK_THAT(
+        m, Contains("models[0] (\"a\")") && Contains("\"lock_reason\"") && Contains("not locked"));
+  }
+  SECTION("a name that is null") {
+    const auto m = message(export_text(R"([{"name": null, "path": "/a"}])"));
+    plain(m);
+    CHECK_THAT(m, Contains("models[0]") && Contains("\"name\"") && Contains("null"));
+  }
 }

@@ -152,7 +152,8 @@ void setup_import(CLI::App& app, Program& program) {
   sub->footer(
       "Every record is checked first; then all of it is applied in one transaction,\n"
       "or nothing is (one bad record refuses the whole file). Without --replace,\n"
-      "entries not in the file are kept.\n\n"
+      "entries not in the file are kept and no lock is removed. --dry-run prints\n"
+      "the counts the import would print and only reads the registry.\n\n"
       "Example:\n  tfimm-cache import backup.json --dry-run\n"
       "  tfimm-cache import backup.json --rewrite /mnt/old=/mnt/new");
   bind_command(sub, program, options, run_import);
@@ -160,7 +161,14 @@ void setup_import(CLI::App& app, Program& program) {
 
 int run_import(const GlobalOptions& global, const ImportCmdOptions& options) {
   std::string text = read_input(options.file);
-  Snapshot snapshot = parse_snapshot(text);
+  const std::string source = options.file == "-" ? "standard input" : printable(options.file);
+  Snapshot snapshot;
+  try {
+    snapshot = parse_snapshot(text);
+  } catch (const InvalidInput& e) {
+    throw UsageError("cannot import " + source + ": " + e.what() +
+                     "; nothing was changed. Fix the file and retry");
+  }
   ImportOptions import_options;
   import_options.replace = options.replace;
   import_options.dry_run = options.dry_run;
@@ -171,16 +179,27 @@ int run_import(const GlobalOptions& global, const ImportCmdOptions& options) {
 
   Registry registry = open_registry(global);
   ImportReport report = registry.import(snapshot, import_options);
-  std::string source = options.file == "-" ? "standard input" : printable(options.file);
+  // One line, the same counts for a dry run as for the real import; lock
+  // changes and kept locks only when there are any.
   if (options.dry_run) {
     std::cout << "dry run, nothing changed: importing " << source << " would add " << report.added
               << ", change " << report.changed << ", leave " << report.unchanged << " unchanged";
     if (options.replace) std::cout << ", forget " << report.removed;
+    if (report.locked > 0) std::cout << ", lock " << report.locked;
+    if (report.unlocked > 0) std::cout << ", unlock " << report.unlocked;
+    if (report.locks_kept > 0) {
+      std::cout << ", keep " << report.locks_kept << " locked that the file has unlocked";
+    }
     if (report.cache_dir_changed) std::cout << ", and change the cache directory setting";
   } else {
     std::cout << "imported " << source << ": " << report.added << " added, " << report.changed
               << " changed, " << report.unchanged << " unchanged";
     if (options.replace) std::cout << ", " << report.removed << " forgotten";
+    if (report.locked > 0) std::cout << ", " << report.locked << " locked";
+    if (report.unlocked > 0) std::cout << ", " << report.unlocked << " unlocked";
+    if (report.locks_kept > 0) {
+      std::cout << ", " << report.locks_kept << " kept locked that the file has unlocked";
+    }
     if (report.cache_dir_changed) std::cout << "; cache directory setting changed";
   }
   std::cout << '\n';

@@ -219,14 +219,24 @@ struct ImportOptions {
   // Path prefix rewrites applied to every imported path, first match wins:
   // {"/old/disk", "/new/disk"} moves "/old/disk/x" to "/new/disk/x".
   std::vector<std::pair<std::string, std::string>> rewrites;
+  // Only report what would change: reads the registry, never creates it,
+  // needs no write access.
   bool dry_run = false;
 };
 
+// What an import changed or, dry run, would change: the same counts either
+// way. Each change of an entry is one history row ("import", "lock",
+// "unlock"); a changed cache directory is a "set_dir" or "unset_dir" row.
 struct ImportReport {
-  std::size_t added = 0;
-  std::size_t changed = 0;
-  std::size_t unchanged = 0;
-  std::size_t removed = 0;  // with replace
+  std::size_t added = 0;      // entries new to the registry
+  std::size_t changed = 0;    // entries whose path, lock or lock reason changed
+  std::size_t unchanged = 0;  // entries already exactly as in the snapshot
+  std::size_t removed = 0;    // with replace: entries not in the snapshot, forgotten
+  std::size_t locked = 0;     // entries locked or given another reason, new ones too
+  std::size_t unlocked = 0;   // with replace: entries the snapshot has unlocked
+  // Without replace: entries locked here and unlocked in the snapshot, which
+  // stay locked (a merge never removes a lock).
+  std::size_t locks_kept = 0;
   bool cache_dir_changed = false;
 };
 
@@ -357,8 +367,8 @@ class Registry {
   // The whole registry contents.
   Snapshot snapshot();
   // Checks every record of `snapshot` first (names, paths, duplicates), then
-  // applies all of it in one transaction or nothing. Throws InvalidInput
-  // naming the first bad record.
+  // applies all of it in one transaction or nothing, and records each change
+  // in the history. Throws InvalidInput naming the first bad record.
   ImportReport import(const Snapshot& snapshot, const ImportOptions& options = {});
 
   // Integrity check and facts for `tfimm-cache doctor`. Reads only, never

@@ -2,11 +2,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <regex>
+
 #include <boost/filesystem.hpp>
 #include <catch2/catch.hpp>
 
 #include "tool_test.hpp"
 
+using tfimm::tooltest::lines;
 using tfimm::tooltest::require_error;
 using tfimm::tooltest::Tool;
 
@@ -27,6 +30,26 @@ const char* const kGood = R"({
               "lock_reason": "usb"},
              {"name": "vit", "path": "/old/disk/vit"}]
 })";
+
+// The counts of an import's summary line, dry run or not: the same numbers
+// in the same order whichever wording says them.
+std::vector<std::string> counts(const std::string& line) {
+  std::vector<std::string> out;
+  static const std::regex number("[0-9]+");
+  for (std::sregex_iterator it(line.begin(), line.end(), number), end; it != end; ++it) {
+    out.push_back(it->str());
+  }
+  return out;
+}
+
+// "action name" of every history row, newest first.
+std::vector<std::string> actions(const Tool& tool, const std::string& name) {
+  std::vector<std::string> out;
+  for (const auto& row : tool.json({"history", name, "--json"})) {
+    out.push_back(row["action"].get<std::string>() + " " + row["name"].get<std::string>());
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -94,7 +117,8 @@ TEST_CASE("export then import into a fresh registry reproduces it", "[export][im
   Tool target;
   std::string out = target.ok({"import", file});
   CHECK(out == "imported " + file +
-                   ": 2 added, 0 changed, 0 unchanged; cache directory setting changed\n");
+                   ": 2 added, 0 changed, 0 unchanged, 1 locked; cache directory setting "
+                   "changed\n");
   CHECK(target.snapshot() == source.snapshot());
   CHECK(target.ok({"dir"}) == "/srv/cache\n");
 }
@@ -114,7 +138,7 @@ TEST_CASE("import --dry-run reports what would change and changes nothing", "[im
   std::string out = tool.ok({"import", "-", "--dry-run", "--replace"}, kGood);
   CHECK(out ==
         "dry run, nothing changed: importing standard input would add 1, change 0, leave 1 "
-        "unchanged, forget 1, and change the cache directory setting\n");
+        "unchanged, forget 1, lock 1, and change the cache directory setting\n");
   CHECK(tool.snapshot() == before);
 }
 
@@ -210,4 +234,196 @@ TEST_CASE("import of a malformed or unreadable file exits 2 and changes nothing"
   }
   SECTION("a directory") { require_error(tool.run({"import", tool.path("")}), 2); }
   CHECK(tool.snapshot() == before);
+}
+
+TEST_CASE("import --replace that unlocks an entry says so, records it, and prune then forgets it",
+          "[import][locks]") {
+  Tool tool;
+  const std::string gone = tool.path("usb/convnext");  // does not exist
+  tool.ok({"set", "convnext", gone});
+  tool.ok({"lock", "convnext", "--reason", "on the USB disk"});
+  const std::string file = R"({"format": "tfimm-cache-export", "version": 1, "cache_dir": null,
+      "models": [{"name": "convnext", "path": ")" +
+                           gone + R"("}]})";
+  const std::string preview = tool.ok({"import", "-", "--replace", "--dry-run"}, file);
+  CHECK(preview ==
+        "dry run, nothing changed: importing standard input would add 0, change 1, leave 0 "
+        "unchanged, forget 0, unlock 1\n");
+  CHECK(tool.json({"list", "--json"})[0]["locked"] == true);
+  const std::string done = tool.ok({"import", "-", "--replace"}, file);
+  CHECK(done ==
+        "imported standard input: 0 added, 1 changed, 0 unchanged, 0 forgotten, 1 "
+        "unlocked\n");
+  CHECK(counts(done) == counts(preview));
+  CHECK(actions(tool, "convnext") ==
+        std::vector<std::string>{"unlock convnext", "lock convnext", "set convnext"});
+  CHECK(tool.ok({"prune"}).find("forgot  convnext") != std::string::npos);
+  CHECK(actions(tool, "convnext").front() == "prune convnext");
+}
+
+TEST_CASE("a merge import keeps a lock the file does not have and says so", "[import][locks]") {
+  Tool tool;
+  tool.ok({"set", "vit", "/old/disk/vit"});
+  tool.ok({"lock", "vit", "--reason", "mine"});
+  const std::string out = tool.ok({"import", "-"}, kGood);
+  CHECK(out ==
+        "imported standard input: 1 added, 0 changed, 1 unchanged, 1 locked, 1 kept locked that "
+        "the file has unlocked; cache directory setting changed\n");
+  const auto list = tool.json({"list", "--json"});
+  REQUIRE(list.size() == 2);
+  CHECK(list[1]["name"] == "vit");
+  CHECK(list[1]["locked"] == true);
+  CHECK(list[1]["lock_reason"] == "mine");
+  CHECK(actions(tool, "vit") == std::vector<std::string>{"lock vit", "set vit"});
+  CHECK(actions(tool, "resnet18") == std::vector<std::string>{"lock resnet18", "import resnet18"});
+}
+
+TEST_CASE("import --dry-run prints the counts the import then prints, for every kind of change",
+          "[import][dry-run]") {
+  const bool replace = GENERATE(false, true);
+  INFO("replace " << replace);
+  Tool tool;
+  tool.ok({"set", "vit", "/data/vit"});                // path changes
+  tool.ok({"set", "resnet18", "/old/disk/resnet18"});  // gets locked
+  tool.ok({"set", "mine", "/data/mine"});              // not in the file
+  tool.ok({"lock", "mine", "--reason", "mine"});
+  tool.ok({"set-dir", "/elsewhere"});
+  std::vector<std::string> args{"import", "-"};
+  if (replace) args.push_back("--replace");
+  const std::string before = tool.snapshot();
+  const auto history_before = tool.json({"history", "--json"}).size();
+  args.push_back("--dry-run");
+  const std::string preview = tool.ok(args, kGood);
+  CHECK(tool.snapshot() == before);
+  CHECK(tool.json({"history", "--json"}).size() == history_before);
+  args.pop_back();
+  const std::string done = tool.ok(args, kGood);
+  CHECK(counts(done) == counts(preview));
+  CHECK(preview.find(", and change the cache directory setting") != std::string::npos);
+  CHECK(done.find("; cache directory setting changed") != std::string::npos);
+  CHECK(done == (replace ? "imported standard input: 0 added, 2 changed, 0 unchanged, 1 "
+                           "forgotten, 1 locked; cache directory setting changed\n"
+                         : "imported standard input: 0 added, 2 changed, 0 unchanged, 1 "
+                           "locked; cache directory setting changed\n"));
+  // vit's new path, resnet18's lock, the cache directory, and with
+  // --replace the forgotten entry: one history row each.
+  CHECK(tool.json({"history", "--json"}).size() == history_before + (replace ? 4 : 3));
+}
+
+TEST_CASE("import --dry-run on a registry that does not exist creates no file and no directory",
+          "[import][dry-run]") {
+  Tool tool;
+  const std::string dir = tool.path("state");
+  const std::string registry = dir + "/tfimm/registry.db";
+  auto r = tool.run_bare({"--registry", registry, "import", "-", "--dry-run"}, kGood);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out ==
+        "dry run, nothing changed: importing standard input would add 2, change 0, leave 0 "
+        "unchanged, lock 1, and change the cache directory setting\n");
+  CHECK_FALSE(tfimm::test::exists(dir));
+  // The default registry too.
+  r = tool.run_bare({"import", "-", "--dry-run"}, kGood);
+  REQUIRE(r.exit_code == 0);
+  CHECK_FALSE(tfimm::test::exists(tool.home() + "/.local"));
+}
+
+TEST_CASE("import --dry-run works for a user who can only read the registry",
+          "[import][dry-run][permissions]") {
+  if (::geteuid() != 0) {
+    WARN("needs root to run the tool as another user: skipped");
+    return;
+  }
+  Tool tool;
+  tool.ok({"set", "vit", "/data/vit"});
+  tool.ok({"set", "mine", "/data/mine"});
+  const std::string expected = tool.ok({"import", "-", "--replace", "--dry-run"}, kGood);
+  // The directory stays writable (a reader needs the -shm file), the file
+  // is the owner's alone.
+  REQUIRE(::chmod(tool.path("").c_str(), 0755) == 0);
+  REQUIRE(::chmod(tool.path("state").c_str(), 0777) == 0);
+  REQUIRE(::chmod(tool.registry().c_str(), 0644) == 0);
+  const std::string bytes = tfimm::test::read_file(tool.registry());
+  const auto r = tfimm::test::run_process(
+      {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", TFIMM_TOOL, "--registry",
+       tool.registry(), "import", "-", "--replace", "--dry-run"},
+      kGood);
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == expected);
+  CHECK(tfimm::test::read_file(tool.registry()) == bytes);
+  // The real import is refused for that user, and changes nothing.
+  const auto refused = tfimm::test::run_process(
+      {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", TFIMM_TOOL, "--registry",
+       tool.registry(), "import", "-", "--replace"},
+      kGood);
+  require_error(refused, 3);
+  CHECK(tfimm::test::read_file(tool.registry()) == bytes);
+}
+
+TEST_CASE("an import file with a key given twice or an unknown key exits 2 naming both",
+          "[import][errors][strict]") {
+  Tool tool;
+  tool.ok({"set", "a", "/srv/a"});
+  const std::string before = tool.snapshot();
+  SECTION("a path given twice") {
+    auto r = tool.run({"import", "-"}, R"({"format": "tfimm-cache-export", "version": 1,
+        "models": [{"name": "a", "path": "/srv/a", "path": "/srv/evil"}]})");
+    require_error(r, 2);
+    CHECK(r.err.find("cannot import standard input: models[0] (\"a\"): the key \"path\" appears "
+                     "more than once") != std::string::npos);
+  }
+  SECTION("a top-level key given twice") {
+    auto r = tool.run({"import", "-"}, R"({"format": "tfimm-cache-export", "version": 1,
+        "models": [{"name": "a", "path": "/srv/a"}], "models": []})");
+    require_error(r, 2);
+    CHECK(r.err.find("the key \"models\" appears more than once") != std::string::npos);
+  }
+  SECTION("a misspelt key") {
+    auto r = tool.run({"import", "-"}, R"({"format": "tfimm-cache-export", "version": 1,
+        "models": [{"name": "a", "path": "/srv/b", "locked": true, "lock_reson": "usb"}]})");
+    require_error(r, 2);
+    CHECK(r.err.find("models[0] (\"a\"): unknown key \"lock_reson\"") != std::string::npos);
+  }
+  CHECK(tool.snapshot() == before);
+}
+
+TEST_CASE("an unreadable import file gets one line in plain words with where it is",
+          "[import][errors][strict]") {
+  Tool tool;
+  const std::string file = tool.path("backup.json");
+  SECTION("not JSON") {
+    tfimm::test::write_file(file, "{\n  \"format\": tfimm-cache-export\n}\n");
+    auto r = tool.run({"import", file});
+    require_error(r, 2);
+    CHECK(r.err.find("cannot import " + file + ": line 2, column") != std::string::npos);
+    CHECK(r.err.find("json.exception") == std::string::npos);
+  }
+  SECTION("empty") {
+    tfimm::test::write_file(file, "");
+    auto r = tool.run({"import", file});
+    require_error(r, 2);
+    CHECK(r.err.find("is empty") != std::string::npos);
+  }
+  SECTION("Latin-1 instead of UTF-8") {
+    tfimm::test::write_file(file,
+                            "{\"format\": \"tfimm-cache-export\", \"version\": 1, "
+                            "\"models\": [{\"name\": \"a\", \"path\": \"/\xe9t\xe9\"}]}");
+    auto r = tool.run({"import", file});
+    require_error(r, 2);
+    CHECK(r.err.find("models[0] (\"a\"): line 1, column") != std::string::npos);
+    CHECK(r.err.find("not UTF-8") != std::string::npos);
+  }
+  SECTION("a number too large") {
+    auto r = tool.run({"import", "-"}, "{\"format\": \"tfimm-cache-export\", \"version\": 1e999}");
+    require_error(r, 2);
+    CHECK(r.err.find("1e999 is too large") != std::string::npos);
+  }
+  SECTION("a null path") {
+    auto r = tool.run({"import", "-"}, R"({"format": "tfimm-cache-export", "version": 1,
+        "models": [{"name": "a", "path": null}]})");
+    require_error(r, 2);
+    CHECK(r.err.find("models[0] (\"a\"): \"path\" must be a string, not null") !=
+          std::string::npos);
+  }
+  CHECK_FALSE(tfimm::test::exists(tool.registry()));
 }
