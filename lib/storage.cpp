@@ -641,7 +641,7 @@ bool Store::open(bool create, bool for_write) {
     static const sqlite3_module module = changes_module();
     sqlite3_create_module(c->db.getHandle(), "tfimm_changes", &module, nullptr);
     owner_fork_ = fork_generation();
-    migrate(*c, true);
+    migrate(*c);
     conn_ = std::move(c);
     depth_ = 0;
   } catch (const std::exception& e) {
@@ -711,7 +711,7 @@ void Store::retire_connection() {
   close_file_handle();
 }
 
-void Store::migrate(Connection& c, bool on_disk) {
+void Store::migrate(Connection& c) {
   auto& db = c.db;
   const bool read_only = sqlite3_db_readonly(db.getHandle(), "main") == 1;
   // Look before writing anything: a foreign or damaged file is refused here.
@@ -743,7 +743,7 @@ void Store::migrate(Connection& c, bool on_disk) {
   }
   db.exec("PRAGMA synchronous=FULL");
   if (version == schema_version()) {
-    if (!read_only && on_disk) set_journal_mode(c);
+    if (!read_only) set_journal_mode(c);
     return;
   }
   if (read_only) {
@@ -776,7 +776,7 @@ void Store::migrate(Connection& c, bool on_disk) {
       throw;
     }
   }
-  if (on_disk) set_journal_mode(c);
+  set_journal_mode(c);
 }
 
 void Store::set_journal_mode(Connection& c) {
@@ -829,27 +829,9 @@ bool Store::read_absent() {
 void Store::materialize() {
   const Absent absent = *absent_;
   absent_.reset();
-  if (absent.commit) {
-    const int depth = depth_;
-    open(true);
-    depth_ = depth;
-  } else {
-    // A dry run against a registry that does not exist: its changes go to
-    // an empty registry in memory, rolled back and dropped at the end.
-    try {
-      auto c = std::make_unique<Connection>(
-          ":memory:", SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX,
-          busy_timeout_);
-      static const sqlite3_module module = changes_module();
-      sqlite3_create_module(c->db.getHandle(), "tfimm_changes", &module, nullptr);
-      owner_fork_ = fork_generation();
-      migrate(*c, false);
-      conn_ = std::move(c);
-      scratch_ = true;
-    } catch (const std::exception& e) {
-      fail(e, "open");
-    }
-  }
+  const int depth = depth_;
+  open(true);
+  depth_ = depth;
   begin_write();
   if (!absent.read) return;
   // What the body read before this point was an empty registry; if another
@@ -894,10 +876,6 @@ void Store::end_write() noexcept {
     sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
   }
   grown_ = nullptr;
-  if (scratch_) {
-    conn_.reset();
-    scratch_ = false;
-  }
 }
 
 void Store::defer_set(std::string name, std::string path) {
@@ -965,7 +943,7 @@ bool Store::read(const std::function<void()>& body) {
   return true;
 }
 
-void Store::write(const std::function<void()>& body, bool commit) {
+void Store::write(const std::function<void()>& body) {
   if (depth_ > 0) {
     body();
     return;
@@ -984,27 +962,23 @@ void Store::write(const std::function<void()>& body, bool commit) {
     }
   }
   // A registry that does not exist yet is created by the first change the
-  // body makes (materialize()), not before it: a body that changes nothing,
-  // and any dry run, create nothing.
+  // body makes (materialize()), not before it: a body that changes nothing
+  // creates nothing.
   if (open(false, true)) {
     begin_write();
   } else {
-    absent_ = Absent{commit, false};
+    absent_ = Absent{};
   }
   ++depth_;
   try {
     body();
-    if (commit) {
-      if (!deferred_.empty()) write_deferred();
-    } else {
-      drop_deferred();
-    }
+    if (!deferred_.empty()) write_deferred();
     --depth_;
     if (absent_) {
       absent_.reset();  // nothing changed: nothing to create
       return;
     }
-    conn_->db.exec(commit ? "COMMIT" : "ROLLBACK");
+    conn_->db.exec("COMMIT");
     end_write();
   } catch (const SQLite::Exception& e) {
     drop_deferred();
@@ -1021,7 +995,7 @@ void Store::write(const std::function<void()>& body, bool commit) {
   }
 }
 
-void Store::bulk_write(const std::function<void()>& body, bool commit) {
+void Store::bulk_write(const std::function<void()>& body) {
   if (depth_ > 0) {
     body();
     return;
@@ -1031,7 +1005,7 @@ void Store::bulk_write(const std::function<void()>& body, bool commit) {
     Store& store;
     ~Done() { store.bulk_ = false; }
   } done{*this};
-  write(body, commit);
+  write(body);
 }
 
 // -- reads --------------------------------------------------------------------

@@ -54,15 +54,14 @@ class Store {
   // Runs `body` in a write transaction begun IMMEDIATE. A registry that does
   // not exist is created by the body's first change, so a body that changes
   // nothing creates nothing; reads before that answer as an empty registry.
-  // Commits unless `body` throws or `commit` is false (then rolls back; a
-  // registry that does not exist is then never created). Nested calls join
-  // the outer transaction.
-  void write(const std::function<void()>& body, bool commit = true);
+  // Commits unless `body` throws (then rolls back). Nested calls join the
+  // outer transaction.
+  void write(const std::function<void()>& body);
 
   // write() for a change to many entries at once: the page cache grows for
   // the transaction to hold every page it changes, so that none is written
   // to the log twice, and shrinks back after it.
-  void bulk_write(const std::function<void()>& body, bool commit = true);
+  void bulk_write(const std::function<void()>& body);
 
   // -- reads (inside read() or write()) --
   // The path of `name`, else the value of setting `setting_key`, read in one
@@ -132,7 +131,7 @@ class Store {
  private:
   struct Connection;
   Connection& conn();
-  void migrate(Connection& c, bool on_disk);
+  void migrate(Connection& c);
   // Writes to a registry that did not exist when write() began.
   bool read_absent();
   void materialize();
@@ -166,14 +165,12 @@ class Store {
   std::unordered_set<std::string_view> deferred_names_;
   bool writing_deferred_ = false;
   int depth_ = 0;  // write() nesting
-  // Inside a write() that began with no registry file: whether it may be
-  // committed, and whether the body has read the (empty) registry.
+  // Inside a write() that began with no registry file: whether the body has
+  // read the (empty) registry before its first change.
   struct Absent {
-    bool commit = true;
     bool read = false;
   };
   std::optional<Absent> absent_;
-  bool scratch_ = false;         // conn_ is an in-memory registry for a dry run
   bool bulk_ = false;            // inside bulk_write()
   Connection* grown_ = nullptr;  // the connection whose page cache bulk_write grew
   int normal_cache_ = 0;
