@@ -171,6 +171,14 @@ void JsonArrayWriter::add(const nlohmann::ordered_json& element) {
 
 void JsonArrayWriter::finish() { out_ << (any_ ? "\n]\n" : "[]\n"); }
 
+void note_ignored(const std::vector<IgnoredVariable>& ignored) {
+  for (const auto& var : ignored) {
+    std::cerr << "tfimm-cache: note: ignored $" << var.name << "=" << printable(var.value)
+              << ": not an absolute path, so it would mean a different directory in every "
+                 "working directory; set it to an absolute path or unset it\n";
+  }
+}
+
 Progress::Progress(std::string label)
     : label_(std::move(label)),
       enabled_(::isatty(STDERR_FILENO) == 1 && !terminal_is_dumb()),

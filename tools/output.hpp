@@ -110,6 +110,10 @@ class Progress {
   std::chrono::steady_clock::time_point last_;
 };
 
+// One "tfimm-cache: note: ..." line on stderr per environment variable the
+// library ignored because its value is relative.
+void note_ignored(const std::vector<IgnoredVariable>& ignored);
+
 // "yes" / "no".
 inline const char* yes_no(bool value) { return value ? "yes" : "no"; }
 
