@@ -173,7 +173,11 @@ bool is_standard_output(const std::string& file) {
 }
 
 void write_output_file(const std::string& file, const std::string& content) {
-  if (file.empty()) refuse(file, "the file name is empty");
+  if (file.empty()) {
+    throw UsageError(
+        "cannot export to an empty file name; give a file name, or - for standard "
+        "output");
+  }
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0) {
     const int error = errno;
