@@ -243,6 +243,15 @@ TEST_CASE("export to what cannot hold a file is refused with exit 2 and nothing 
     CHECK(r.err.find("is a directory") != std::string::npos);
     CHECK(entries(dir).empty());
   }
+  SECTION("a block device") {
+    // Major 240 is reserved for local use: no driver answers behind it.
+    const std::string disk = tool.path("disk");
+    REQUIRE(::mknod(disk.c_str(), S_IFBLK | 0600, ::makedev(240, 0)) == 0);
+    auto r = tool.run({"export", disk});
+    require_error(r, 2);
+    CHECK(r.err.find("it is a block device") != std::string::npos);
+    CHECK(S_ISBLK(stat_of(disk).st_mode));
+  }
   SECTION("a missing parent directory") {
     auto r = tool.run({"export", tool.path("nowhere/backup.json")});
     require_error(r, 2);
