@@ -267,6 +267,12 @@ std::string explain_parse_error(const CLI::App& app, const CLI::ParseError& erro
     const std::string extra = colon == std::string::npos ? what : what.substr(colon + 2);
     return "unexpected argument '" + printable(extra) + "'" + hint;
   }
+  // A global option's refusal points at the program's help, not the
+  // subcommand's.
+  const std::string name = what.substr(0, what.find(':'));
+  if (app.get_option_no_throw(name) != nullptr && sub.get_option_no_throw(name) == nullptr) {
+    return printable(what) + " (see `tfimm-cache --help`)";
+  }
   return printable(what) + help_hint(app);
 }
 
@@ -288,6 +294,7 @@ void setup_globals(CLI::App& app, Program& program) {
          "--busy-timeout", [&program](std::int64_t ms) { program.global.busy_timeout = ms; },
          "Milliseconds to wait for another process's write lock (default 5000)")
       ->type_name("MS")
+      ->check(whole_number())
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{24} * 3600 * 1000));
   app.require_subcommand(1);
   app.footer(kFooter);

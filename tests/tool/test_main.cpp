@@ -286,3 +286,18 @@ TEST_CASE("a missing argument or option value says what is missing and shows the
     CHECK(r.err.find("a command is required") != std::string::npos);
   }
 }
+
+TEST_CASE("a bad global option value names the value and the program's help", "[cli][messages]") {
+  Tool tool;
+  for (const char* value : {"-5", "abc", "1.5"}) {
+    INFO(value);
+    auto r = tool.run_bare({"--busy-timeout", value, "list"});
+    require_error(r, 2);
+    CHECK(r.err.find(std::string("--busy-timeout: expected a whole number (0 or more), got '") +
+                     value + "'") != std::string::npos);
+    CHECK(r.err.find("(see `tfimm-cache --help`)") != std::string::npos);
+  }
+  auto r = tool.run_bare({"--busy-timeout", "99999999999", "list"});
+  require_error(r, 2);
+  CHECK(r.err.find("(see `tfimm-cache --help`)") != std::string::npos);
+}
