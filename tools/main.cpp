@@ -25,6 +25,7 @@
 #include "cmd_where.hpp"
 #include "context.hpp"
 #include "output.hpp"
+#include "output_file.hpp"
 #include "tfimm/errors.hpp"
 #include "tfimm/registry.hpp"
 
@@ -355,6 +356,16 @@ int output_failed(const CLI::App& app) {
       std::string("cannot write to standard output: ") + std::strerror(stdout_error());
   if (changes_registry(app)) {
     message += "; any change it made to the registry stands, only its report was lost";
+  }
+  // `export FILE` reports after the file is in place.
+  const auto subs = app.get_subcommands();
+  if (!subs.empty() && subs.front()->get_name() == "export") {
+    const CLI::Option* file = subs.front()->get_option_no_throw("FILE");
+    if (file != nullptr && file->count() > 0 && file->results().front() != "-" &&
+        !is_standard_output(file->results().front())) {
+      message += "; " + printable(file->results().front()) + " was written, only this report " +
+                 "was lost";
+    }
   }
   return fail(kExitUsage, message);
 }

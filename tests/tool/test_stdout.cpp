@@ -247,3 +247,17 @@ TEST_CASE("`list | head -1` ends quietly when the reader goes away", "[cli][stdo
     CHECK(r.err == "tfimm-cache: error: cannot write to standard output: Broken pipe\n");
   }
 }
+
+TEST_CASE("export FILE with stdout on /dev/full writes the file and says only the report was lost",
+          "[cli][stdout]") {
+  Tool tool;
+  tool.ok({"set", "resnet18", "/data/resnet18"});
+  const std::string file = tool.path("backup.json");
+  const Outcome r =
+      run_with_stdout(Stdout::Full, {TFIMM_TOOL, "--registry", tool.registry(), "export", file});
+  INFO("stderr: " << r.err);
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "tfimm-cache: error: cannot write to standard output: No space left on device; " +
+                     file + " was written, only this report was lost\n");
+  CHECK(tfimm::test::read_file(file) == tool.snapshot());
+}
