@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "quote.hpp"
+#include "tfimm/errors.hpp"
 #include "tfimm/paths.hpp"
 
 namespace tfimm {
@@ -21,18 +23,74 @@ std::optional<std::string> env_value(const char* name) {
   return std::string(value);
 }
 
+namespace {
+
+// Whether `value` would be taken against the working directory, and so name
+// a different place in every process. "~" and "~/..." mean the same
+// everywhere.
+bool relative(const std::string& value) { return value.front() != '/' && value.front() != '~'; }
+
+// A relative $HOME, which home_dir() ignores, when `used` is a value that
+// expands "~".
+void note_home(const std::string& used, std::vector<IgnoredVariable>& ignored) {
+  if (used.front() != '~') return;
+  auto home = env_value("HOME");
+  if (home && home->front() != '/') ignored.push_back({"HOME", *home});
+}
+
+// $NAME, an XDG base directory, when set; a relative value is invalid by
+// the XDG base directory specification and is ignored (added to `ignored`).
+std::optional<std::string> base_dir(const char* name, std::vector<IgnoredVariable>* ignored) {
+  auto value = env_value(name);
+  if (!value || !relative(*value)) return value;
+  if (ignored != nullptr) ignored->push_back({name, *value});
+  return std::nullopt;
+}
+
+// $NAME normalised, for our own variables that name one file or directory:
+// every process must agree on it, so a relative value is refused rather
+// than silently ignored. Throws InvalidPath naming the variable.
+std::optional<std::string> own_path(const char* name) {
+  auto value = env_value(name);
+  if (!value) return std::nullopt;
+  const std::string variable = std::string("$") + name;
+  if (relative(*value)) {
+    throw InvalidPath(variable + " is " + quote(*value) +
+                      ", a relative path, which would name a different place in every working "
+                      "directory; set " +
+                      variable + " to an absolute path");
+  }
+  try {
+    return normalize_path(*value);
+  } catch (const InvalidPath& e) {
+    throw InvalidPath(variable + ": " + e.what());
+  }
+}
+
+}  // namespace
+
 CacheDir resolve_cache_dir(const std::optional<std::string>& stored) {
   CacheDir dir;
   dir.layers.push_back({DirSource::Override, dir_override()});
   dir.layers.push_back({DirSource::RegistrySetting, stored});
-  const auto from_env = [](const char* name, const char* suffix) -> std::optional<std::string> {
-    auto value = env_value(name);
-    if (!value) return std::nullopt;
-    return normalize_path(*value + suffix);
-  };
-  dir.layers.push_back({DirSource::TfimmHome, from_env("TFIMM_HOME", "")});
-  dir.layers.push_back({DirSource::XdgCacheHome, from_env("XDG_CACHE_HOME", "/tfimm")});
+  std::optional<std::string> tfimm_home;
+  if (dir.layers[0].path || stored) {
+    // Shadowed: a relative value decides nothing here, so it is only noted.
+    try {
+      tfimm_home = own_path("TFIMM_HOME");
+    } catch (const InvalidPath&) {
+      dir.ignored.push_back({"TFIMM_HOME", *env_value("TFIMM_HOME")});
+    }
+  } else {
+    tfimm_home = own_path("TFIMM_HOME");
+  }
+  dir.layers.push_back({DirSource::TfimmHome, tfimm_home});
+  std::optional<std::string> xdg = base_dir("XDG_CACHE_HOME", &dir.ignored);
+  if (xdg) note_home(*xdg, dir.ignored);
+  dir.layers.push_back(
+      {DirSource::XdgCacheHome, xdg ? std::optional(normalize_path(*xdg + "/tfimm")) : xdg});
   dir.layers.push_back({DirSource::Default, normalize_path("~/.cache/tfimm")});
+  note_home("~", dir.ignored);
   for (const auto& layer : dir.layers) {
     if (layer.path) {
       dir.path = *layer.path;
@@ -46,21 +104,28 @@ CacheDir resolve_cache_dir(const std::optional<std::string>& stored) {
 std::string cache_dir_path(const std::optional<std::string>& stored) {
   if (auto over = dir_override()) return *std::move(over);
   if (stored) return *stored;
-  if (auto home = env_value("TFIMM_HOME")) return normalize_path(*home);
-  if (auto xdg = env_value("XDG_CACHE_HOME")) return normalize_path(*xdg + "/tfimm");
+  if (auto home = own_path("TFIMM_HOME")) return *std::move(home);
+  if (auto xdg = base_dir("XDG_CACHE_HOME", nullptr)) return normalize_path(*xdg + "/tfimm");
   return normalize_path("~/.cache/tfimm");
 }
 
 }  // namespace detail
 
 RegistryLocation default_registry_location() {
-  if (auto file = detail::env_value("TFIMM_REGISTRY")) {
-    return {normalize_path(*file), RegistrySource::EnvRegistry};
+  if (auto file = detail::own_path("TFIMM_REGISTRY")) {
+    std::vector<IgnoredVariable> ignored;
+    detail::note_home(*detail::env_value("TFIMM_REGISTRY"), ignored);
+    return {*std::move(file), RegistrySource::EnvRegistry, std::move(ignored)};
   }
-  if (auto state = detail::env_value("XDG_STATE_HOME")) {
-    return {normalize_path(*state + "/tfimm/registry.db"), RegistrySource::XdgStateHome};
+  std::vector<IgnoredVariable> ignored;
+  if (auto state = detail::base_dir("XDG_STATE_HOME", &ignored)) {
+    detail::note_home(*state, ignored);
+    return {normalize_path(*state + "/tfimm/registry.db"), RegistrySource::XdgStateHome,
+            std::move(ignored)};
   }
-  return {normalize_path("~/.local/state/tfimm/registry.db"), RegistrySource::Default};
+  detail::note_home("~", ignored);
+  return {normalize_path("~/.local/state/tfimm/registry.db"), RegistrySource::Default,
+          std::move(ignored)};
 }
 
 std::string describe(RegistrySource source) {

@@ -60,10 +60,14 @@ bool is_normal_absolute(std::string_view path) {
 }  // namespace
 
 std::string home_dir() {
+  // A relative $HOME would put "~" somewhere else in every working
+  // directory; it is ignored like an unset one.
   const char* home = std::getenv("HOME");
-  if (home != nullptr && *home != '\0') return home;
+  if (home != nullptr && *home == '/') return home;
   if (auto from_passwd = passwd_home(nullptr)) return *from_passwd;
-  throw InvalidPath("cannot expand '~': $HOME is not set and the user has no home directory");
+  throw InvalidPath(
+      "cannot expand '~': $HOME is not set to an absolute path and the user has no home "
+      "directory in the password database");
 }
 
 std::string lexically_normal(std::string_view path) {

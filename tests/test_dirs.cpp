@@ -10,6 +10,7 @@
 
 #include "testutil.hpp"
 #include "tfimm/errors.hpp"
+#include "tfimm/paths.hpp"
 #include "tfimm/registry.hpp"
 
 using tfimm::DirSource;
@@ -79,15 +80,6 @@ TEST_CASE("the default registry location follows TFIMM_REGISTRY, then XDG_STATE_
   SECTION("TFIMM_REGISTRY with a tilde and dots is normalised") {
     ctx.env().set("TFIMM_REGISTRY", "~/regs/../r.db");
     CHECK(tfimm::default_registry_location().path == ctx.home() + "/r.db");
-  }
-  SECTION("a relative TFIMM_REGISTRY is taken against the working directory") {
-    ctx.env().set("TFIMM_REGISTRY", "rel/r.db");
-    char old[4096];
-    REQUIRE(::getcwd(old, sizeof old) != nullptr);
-    REQUIRE(::chdir(ctx.root().c_str()) == 0);
-    auto loc = tfimm::default_registry_location();
-    (void)!::chdir(old);
-    CHECK(loc.path == ctx.root() + "/rel/r.db");
   }
   SECTION("HOME with a trailing slash is normalised") {
     ctx.env().set("HOME", ctx.home() + "/");
@@ -313,4 +305,118 @@ TEST_CASE("a directory set in one process is the directory of every other proces
   REQUIRE(unset.exit_code == 0);
   CHECK_FALSE(reg.stored_dir());
   CHECK(reg.cache_dir().source == DirSource::Default);
+}
+
+namespace {
+
+// Runs `body` with the working directory `dir`, then returns to the old one.
+template <class Body>
+auto in_dir(const std::string& dir, Body body) {
+  char old[4096];
+  REQUIRE(::getcwd(old, sizeof old) != nullptr);
+  REQUIRE(::chdir(dir.c_str()) == 0);
+  struct Back {
+    const char* to;
+    ~Back() { (void)!::chdir(to); }
+  } back{old};
+  return body();
+}
+
+bool ignored(const std::vector<tfimm::IgnoredVariable>& list, const std::string& name,
+             const std::string& value) {
+  for (const auto& var : list) {
+    if (var.name == name && var.value == value) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a relative XDG_STATE_HOME is ignored, so every working directory finds one registry",
+          "[dirs][env]") {
+  t::TestContext ctx;
+  t::make_dirs(ctx.path("a"));
+  t::make_dirs(ctx.path("b"));
+  ctx.env().set("XDG_STATE_HOME", "state");
+  auto in_a = in_dir(ctx.path("a"), [] { return tfimm::default_registry_location(); });
+  auto in_b = in_dir(ctx.path("b"), [] { return tfimm::default_registry_location(); });
+  CHECK(in_a.path == in_b.path);
+  CHECK(in_a.path == ctx.home() + "/.local/state/tfimm/registry.db");
+  CHECK(in_a.source == RegistrySource::Default);
+  CHECK(ignored(in_a.ignored, "XDG_STATE_HOME", "state"));
+  CHECK(in_a.ignored.size() == 1);
+
+  SECTION("an absolute one is used and nothing is ignored") {
+    ctx.env().set("XDG_STATE_HOME", ctx.path("state"));
+    auto loc = tfimm::default_registry_location();
+    CHECK(loc.source == RegistrySource::XdgStateHome);
+    CHECK(loc.ignored.empty());
+  }
+}
+
+TEST_CASE("a relative XDG_CACHE_HOME is ignored and listed with the cache directory",
+          "[dirs][env]") {
+  t::TestContext ctx;
+  OverrideGuard guard;
+  t::make_dirs(ctx.path("a"));
+  tfimm::Registry reg(ctx.path("reg.db"));
+  ctx.env().set("XDG_CACHE_HOME", "cache");
+  auto dir = in_dir(ctx.path("a"), [&] { return reg.cache_dir(); });
+  CHECK(dir.path == ctx.home() + "/.cache/tfimm");
+  CHECK(dir.source == DirSource::Default);
+  CHECK_FALSE(layer(dir, DirSource::XdgCacheHome));
+  CHECK(ignored(dir.ignored, "XDG_CACHE_HOME", "cache"));
+  // The lookup fast path agrees with the full resolution.
+  CHECK(in_dir(ctx.path("a"), [&] { return reg.get_dir(); }) == dir.path);
+  CHECK(in_dir(ctx.path("a"), [&] { return reg.cached_model_path("resnet18"); }) == std::nullopt);
+}
+
+TEST_CASE("a relative HOME is ignored like an unset one: the password database gives the home",
+          "[dirs][env]") {
+  t::TestContext ctx;
+  OverrideGuard guard;
+  t::make_dirs(ctx.path("a"));
+  ctx.env().set("HOME", "relhome");
+  const std::string home = tfimm::home_dir();
+  CHECK(home.front() == '/');
+  CHECK(home != ctx.path("a") + "/relhome");
+  auto loc = in_dir(ctx.path("a"), [] { return tfimm::default_registry_location(); });
+  CHECK(loc.path == home + "/.local/state/tfimm/registry.db");
+  CHECK(ignored(loc.ignored, "HOME", "relhome"));
+  tfimm::Registry reg(ctx.path("reg.db"));
+  auto dir = reg.cache_dir();
+  CHECK(dir.path == home + "/.cache/tfimm");
+  CHECK(ignored(dir.ignored, "HOME", "relhome"));
+}
+
+TEST_CASE("a relative TFIMM_REGISTRY or TFIMM_HOME is refused naming the variable", "[dirs][env]") {
+  t::TestContext ctx;
+  OverrideGuard guard;
+
+  SECTION("TFIMM_REGISTRY") {
+    ctx.env().set("TFIMM_REGISTRY", "rel/r.db");
+    CHECK_THROWS_MATCHES(tfimm::default_registry_location(), tfimm::InvalidPath,
+                         Catch::Message("$TFIMM_REGISTRY is \"rel/r.db\", a relative path, "
+                                        "which would name a different place in every working "
+                                        "directory; set $TFIMM_REGISTRY to an absolute path"));
+    CHECK_THROWS_AS(tfimm::Registry(), tfimm::InvalidPath);
+  }
+  SECTION("TFIMM_REGISTRY with an unknown user") {
+    ctx.env().set("TFIMM_REGISTRY", "~nosuchuser/r.db");
+    CHECK_THROWS_WITH(tfimm::default_registry_location(),
+                      Catch::StartsWith("$TFIMM_REGISTRY: invalid path \"~nosuchuser/r.db\""));
+  }
+  SECTION("TFIMM_HOME, for every way the cache directory is read") {
+    tfimm::Registry reg(ctx.path("reg.db"));
+    ctx.env().set("TFIMM_HOME", "models");
+    CHECK_THROWS_WITH(reg.cache_dir(), Catch::StartsWith("$TFIMM_HOME is \"models\", a relative"));
+    CHECK_THROWS_AS(reg.get_dir(), tfimm::InvalidPath);
+    CHECK_THROWS_AS(reg.cached_model_path("resnet18"), tfimm::InvalidPath);
+    SECTION("unless a higher layer answers first") {
+      reg.set_dir(ctx.path("setting"));
+      CHECK(reg.get_dir() == ctx.path("setting"));
+      CHECK(ignored(reg.cache_dir().ignored, "TFIMM_HOME", "models"));
+    }
+  }
+  CHECK_FALSE(t::exists(ctx.path("rel")));
 }

@@ -47,7 +47,8 @@ std::string passwd_home() {
 
 }  // namespace
 
-TEST_CASE("home_dir is $HOME, or the password database when HOME is unset or empty", "[paths]") {
+TEST_CASE("home_dir is $HOME, or the password database when HOME is unset, empty or relative",
+          "[paths]") {
   tfimm::test::TestContext ctx;
   SECTION("HOME set") { CHECK(tfimm::home_dir() == ctx.home()); }
   SECTION("HOME empty") {
@@ -57,6 +58,11 @@ TEST_CASE("home_dir is $HOME, or the password database when HOME is unset or emp
   SECTION("HOME unset") {
     ctx.env().set("HOME", std::nullopt);
     CHECK(tfimm::home_dir() == passwd_home());
+  }
+  SECTION("HOME relative: ignored, since it would differ in every working directory") {
+    ctx.env().set("HOME", "relhome");
+    CHECK(tfimm::home_dir() == passwd_home());
+    CHECK(normalize_path("~/x") == passwd_home() + "/x");
   }
 }
 

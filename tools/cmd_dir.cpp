@@ -24,7 +24,9 @@ void setup_dir(CLI::App& app, Program& program) {
                 "Show every layer in precedence order and mark the one in use");
   sub->footer(
       "Precedence: --cache-dir (process override), the registry setting (set-dir),\n"
-      "$TFIMM_HOME, $XDG_CACHE_HOME/tfimm, ~/.cache/tfimm.\n\n"
+      "$TFIMM_HOME, $XDG_CACHE_HOME/tfimm, ~/.cache/tfimm. A relative\n"
+      "$XDG_CACHE_HOME or $HOME is ignored (with a note); a relative $TFIMM_HOME\n"
+      "is refused.\n\n"
       "Example:\n  tfimm-cache dir\n  tfimm-cache dir --show-origin");
   bind_command(sub, program, options, run_dir);
 }
@@ -32,6 +34,7 @@ void setup_dir(CLI::App& app, Program& program) {
 int run_dir(const GlobalOptions& global, const DirOptions& options) {
   Registry registry = open_registry(global);
   CacheDir dir = registry.cache_dir();
+  note_ignored(dir.ignored);
   if (!options.show_origin) {
     std::cout << dir.path << '\n';
     return kExitOk;

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "output.hpp"
+#include "output_file.hpp"
 #include "tfimm/transfer.hpp"
 
 namespace tfimm::tool {
@@ -16,59 +17,6 @@ namespace tfimm::tool {
 namespace {
 
 std::string errno_text() { return std::strerror(errno); }
-
-std::string dir_of(const std::string& file) {
-  auto slash = file.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return file.substr(0, slash);
-}
-
-// Writes `content` to `file` so that a reader sees the old file or the whole
-// new one, never a part: a temporary file in the same directory, flushed to
-// disk, then renamed over `file`. Throws UsageError naming the file.
-void write_atomically(const std::string& file, const std::string& content) {
-  std::string temp = file + ".tmp-XXXXXX";
-  std::vector<char> name(temp.begin(), temp.end());
-  name.push_back('\0');
-  int fd = ::mkstemp(name.data());
-  if (fd < 0) throw UsageError("cannot write " + file + ": " + errno_text());
-  temp = name.data();
-  auto fail = [&](const std::string& what) {
-    std::string message = "cannot write " + file + ": " + what + ": " + errno_text();
-    ::close(fd);
-    ::unlink(temp.c_str());
-    throw UsageError(message);
-  };
-  // mkstemp makes the file 0600; give it the mode a new file would get.
-  mode_t mask = ::umask(0);
-  ::umask(mask);
-  if (::fchmod(fd, 0666 & ~mask) != 0) fail("chmod");
-  std::size_t written = 0;
-  while (written < content.size()) {
-    ssize_t n = ::write(fd, content.data() + written, content.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail("write");
-    written += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) fail("fsync");
-  if (::close(fd) != 0) {
-    fd = -1;
-    std::string message = "cannot write " + file + ": close: " + errno_text();
-    ::unlink(temp.c_str());
-    throw UsageError(message);
-  }
-  if (::rename(temp.c_str(), file.c_str()) != 0) {
-    std::string message = "cannot write " + file + ": " + errno_text();
-    ::unlink(temp.c_str());
-    throw UsageError(message);
-  }
-  int dir = ::open(dir_of(file).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    ::fsync(dir);  // make the rename durable; best effort
-    ::close(dir);
-  }
-}
 
 // The whole of `file`, or of standard input for "-". Throws UsageError.
 std::string read_input(const std::string& file) {
@@ -105,7 +53,9 @@ void setup_export(CLI::App& app, Program& program) {
   auto* sub = app.add_subcommand("export", "Write the registry contents as JSON");
   sub->add_option("FILE", options->file, "Output file; - or omitted: standard output");
   sub->footer(
-      "A file is replaced atomically (written beside it, then renamed).\n"
+      "A file is replaced atomically (written beside it, then renamed), keeping\n"
+      "its mode, owner and group; through a symbolic link, the link's target is.\n"
+      "A FIFO or a device such as /dev/stdout is written to, never replaced.\n"
       "Format: {\"format\": \"tfimm-cache-export\", \"version\": 1, \"cache_dir\": PATH|null,\n"
       "\"models\": [{\"name\", \"path\", \"locked\", \"lock_reason\"}, ...]}\n\n"
       "Example:\n  tfimm-cache export registry-backup.json\n  tfimm-cache export | ssh other "
@@ -118,11 +68,11 @@ int run_export(const GlobalOptions& global, const ExportOptions& options) {
   Snapshot snapshot = registry.snapshot();
   std::string json = to_json(snapshot);
   if (json.empty() || json.back() != '\n') json += '\n';
-  if (options.file == "-") {
+  if (options.file == "-" || is_standard_output(options.file)) {
     std::cout << json;
     return kExitOk;
   }
-  write_atomically(options.file, json);
+  write_output_file(options.file, json);
   std::cout << "exported " << plural(snapshot.models.size(), "entry", "entries")
             << (snapshot.cache_dir ? " and the cache directory setting" : "") << " to "
             << printable(options.file) << '\n';

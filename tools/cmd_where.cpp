@@ -11,7 +11,9 @@ void setup_where(CLI::App& app, Program& program) {
   auto* sub = app.add_subcommand("where", "Show the registry file in use and why it was chosen");
   sub->footer(
       "The registry is --registry FILE, else $TFIMM_REGISTRY, else\n"
-      "$XDG_STATE_HOME/tfimm/registry.db, else ~/.local/state/tfimm/registry.db.\n\n"
+      "$XDG_STATE_HOME/tfimm/registry.db, else ~/.local/state/tfimm/registry.db.\n"
+      "A relative $XDG_STATE_HOME or $HOME is ignored (with a note); a relative\n"
+      "$TFIMM_REGISTRY is refused.\n\n"
       "Example:\n  tfimm-cache where\n  tfimm-cache --registry /shared/registry.db where");
   bind_command(sub, program, options, run_where);
 }
@@ -21,6 +23,7 @@ int run_where(const GlobalOptions& global, const WhereOptions& /*options*/) {
   const RegistryLocation& location = registry.location();
   std::string detail;
   PathStatus status = check_path(location.path, &detail);
+  note_ignored(location.ignored);
 
   std::cout << "registry: " << printable(location.path) << '\n';
   std::cout << "source:   " << describe(location.source) << '\n';

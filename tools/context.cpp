@@ -2,13 +2,15 @@
 
 #include <chrono>
 
+#include "output.hpp"
+
 namespace tfimm::tool {
 
 CLI::Validator whole_number() {
   return CLI::Validator(
       [](std::string& value) -> std::string {
         if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos) {
-          return "expected a whole number (0 or more), got '" + value + "'";
+          return "expected a whole number (0 or more), got '" + printable(value) + "'";
         }
         return {};
       },

@@ -1,12 +1,17 @@
 #include "output.hpp"
 
+#include "quote.hpp"  // the library's escaping, so messages and tables agree
+
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <ostream>
+#include <streambuf>
 
 namespace tfimm::tool {
 
@@ -37,7 +42,60 @@ std::int64_t now_ms() {
       .count();
 }
 
+// A buffer over descriptor 1 that remembers the first failed write.
+class CheckedStdoutBuf : public std::streambuf {
+ public:
+  CheckedStdoutBuf() { setp(buffer_, buffer_ + sizeof buffer_); }
+  int error() const { return error_; }
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (!drain()) return traits_type::eof();
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    *pptr() = traits_type::to_char_type(c);
+    pbump(1);
+    return c;
+  }
+  int sync() override { return drain() ? 0 : -1; }
+
+ private:
+  // Writes out the buffer; false (and the buffer dropped) once a write failed.
+  bool drain() {
+    const char* next = pbase();
+    while (error_ == 0 && next < pptr()) {
+      const ssize_t n = ::write(STDOUT_FILENO, next, static_cast<std::size_t>(pptr() - next));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) error_ = errno;
+      if (n > 0) next += n;
+    }
+    setp(buffer_, buffer_ + sizeof buffer_);
+    return error_ == 0;
+  }
+
+  char buffer_[65536];
+  int error_ = 0;
+};
+
+// Never destroyed: std::cout is flushed after static destructors have run.
+CheckedStdoutBuf* checked_stdout = nullptr;
+
 }  // namespace
+
+void check_stdout_writes() {
+  if (checked_stdout != nullptr) return;
+  checked_stdout = new CheckedStdoutBuf;  // NOLINT: lives as long as std::cout
+  std::cout.rdbuf(checked_stdout);
+  std::cout.exceptions(std::ios::badbit);
+}
+
+int stdout_error() { return checked_stdout == nullptr ? 0 : checked_stdout->error(); }
+
+int stdout_unusable() {
+  const int flags = ::fcntl(STDOUT_FILENO, F_GETFL);
+  if (flags < 0) return errno;
+  if ((flags & O_ACCMODE) == O_RDONLY) return EBADF;
+  return 0;
+}
 
 bool stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1; }
 
@@ -76,25 +134,7 @@ Style::Colour status_colour(PathStatus status) {
   return Style::Colour::Yellow;
 }
 
-std::string printable(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (u < 0x20 || u == 0x7F) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02X", static_cast<unsigned>(u));
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+std::string printable(std::string_view text) { return detail::escape(text); }
 
 void Table::print(std::ostream& out, const Style& style) const {
   std::vector<std::size_t> widths(header_.size(), 0);
@@ -171,6 +211,14 @@ void JsonArrayWriter::add(const nlohmann::ordered_json& element) {
 
 void JsonArrayWriter::finish() { out_ << (any_ ? "\n]\n" : "[]\n"); }
 
+void note_ignored(const std::vector<IgnoredVariable>& ignored) {
+  for (const auto& var : ignored) {
+    std::cerr << "tfimm-cache: note: ignored $" << var.name << "=" << printable(var.value)
+              << ": not an absolute path, so it would mean a different directory in every "
+                 "working directory; set it to an absolute path or unset it\n";
+  }
+}
+
 Progress::Progress(std::string label)
     : label_(std::move(label)),
       enabled_(::isatty(STDERR_FILENO) == 1 && !terminal_is_dumb()),
@@ -197,8 +245,14 @@ void Progress::update(std::size_t done, std::size_t total) {
 
 void Progress::finish() {
   if (drawn_) {
-    std::cerr << "\r\x1b[K" << std::flush;
     drawn_ = false;
+    try {
+      std::cerr << "\r\x1b[K" << std::flush;
+    } catch (const std::ios_base::failure&) {
+      // std::cerr flushes std::cout first, which may have failed; the
+      // failure is reported where it was thrown first. Never from here: this
+      // runs in the destructor too.
+    }
   }
 }
 

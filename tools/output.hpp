@@ -20,6 +20,20 @@ namespace tfimm::tool {
 // Whether standard output is a terminal (a person is reading, not a program).
 bool stdout_is_terminal();
 
+// Makes every write to std::cout checked: std::cout then writes through a
+// buffer over descriptor 1, and the first write that fails (a full disk, a
+// reader that went away while SIGPIPE is ignored) throws
+// std::ios_base::failure from the statement that wrote, so a long listing
+// stops there. Later writes are discarded. Call once, first thing in main().
+void check_stdout_writes();
+
+// The errno of the first failed write to standard output, or 0.
+int stdout_error();
+
+// Why standard output cannot take any write at all, before one is tried:
+// EBADF when descriptor 1 is closed or open only for reading; else 0.
+int stdout_unusable();
+
 // Whether to colour standard output: it is a terminal, $NO_COLOR is unset or
 // empty (https://no-color.org) and $TERM is not "dumb".
 bool stdout_wants_colour();
@@ -39,7 +53,9 @@ class Style {
 // The colour for a path status: green for ok, red for stale, yellow otherwise.
 Style::Colour status_colour(PathStatus status);
 
-// Text safe to print on one line: control characters become \n, \t or \xNN.
+// Text safe to print on one line, escaped exactly as the library's messages
+// escape values: \n, \t, and \xNN for other control characters and for
+// bytes that are not valid UTF-8.
 std::string printable(std::string_view text);
 
 // A table printed with each column padded to its widest cell (the last
@@ -109,6 +125,10 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_;
 };
+
+// One "tfimm-cache: note: ..." line on stderr per environment variable the
+// library ignored because its value is relative.
+void note_ignored(const std::vector<IgnoredVariable>& ignored);
 
 // "yes" / "no".
 inline const char* yes_no(bool value) { return value ? "yes" : "no"; }

@@ -6,9 +6,10 @@
 
 namespace tfimm {
 
-// The home directory: $HOME when set and not empty, else the password
-// database entry of the effective user. Throws InvalidPath when neither gives
-// one. Reads the environment; safe from any thread that does not modify it.
+// The home directory: $HOME when set to an absolute path, else the password
+// database entry of the effective user (a relative $HOME is ignored, as an
+// unset one is). Throws InvalidPath when neither gives one. Reads the environment; safe from any
+// thread that does not modify it.
 std::string home_dir();
 
 // Makes `path` absolute and lexically normal, the form the registry stores:

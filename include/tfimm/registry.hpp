@@ -39,15 +39,27 @@ enum class RegistrySource {
   Default,       // ~/.local/state/tfimm/registry.db
 };
 
+// An environment variable ignored because its value is a relative path,
+// which would mean a different directory in every working directory (the
+// XDG base directory specification calls such values invalid).
+struct IgnoredVariable {
+  std::string name;   // "XDG_STATE_HOME", "XDG_CACHE_HOME" or "HOME"
+  std::string value;  // as set
+};
+
 struct RegistryLocation {
   std::string path;  // absolute, normalised
   RegistrySource source;
+  std::vector<IgnoredVariable> ignored = {};  // variables the choice passed over
 };
 
 // The registry file used when none is given: $TFIMM_REGISTRY, else
 // $XDG_STATE_HOME/tfimm/registry.db, else ~/.local/state/tfimm/registry.db.
-// A variable set to the empty string counts as unset. Reads the environment
-// only; touches no file. Throws InvalidPath when no home directory is known.
+// A variable set to the empty string counts as unset; a relative
+// $XDG_STATE_HOME or $HOME is ignored (listed in `ignored`). Reads the
+// environment only; touches no file. Throws InvalidPath naming
+// $TFIMM_REGISTRY when it is relative or cannot be expanded, and when no
+// home directory is known.
 RegistryLocation default_registry_location();
 
 // Short human description: "given explicitly (--registry)", "$TFIMM_REGISTRY",
@@ -79,6 +91,10 @@ struct CacheDir {
   DirSource source;  // which layer gave it
   // Every layer in precedence order, set or not: what the winner shadows.
   std::vector<DirLayer> layers;
+  // A relative $XDG_CACHE_HOME or $HOME, ignored. A relative $TFIMM_HOME
+  // is refused (InvalidPath naming it) when it would decide, and listed
+  // here when a higher layer is set.
+  std::vector<IgnoredVariable> ignored = {};
 };
 
 // Process-local override of the cache directory, highest precedence, for

@@ -54,3 +54,22 @@ TEST_CASE("dir --show-origin lists every layer in precedence order and marks the
   CHECK(table[5].find(tool.home() + "/.cache/tfimm") != std::string::npos);
   for (int i : {1, 3, 4, 5}) CHECK(table[static_cast<std::size_t>(i)].rfind("*", 0) != 0);
 }
+
+TEST_CASE("dir ignores a relative $XDG_CACHE_HOME with a note and refuses a relative $TFIMM_HOME",
+          "[dir][env]") {
+  Tool tool;
+  SECTION("XDG_CACHE_HOME") {
+    auto r = tool.run({"dir"}, {}, {{"XDG_CACHE_HOME", "cache"}});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == tool.home() + "/.cache/tfimm\n");
+    CHECK(r.err.rfind("tfimm-cache: note: ignored $XDG_CACHE_HOME=cache: not an absolute path",
+                      0) == 0);
+    CHECK(tfimm::tooltest::lines(r.err).size() == 1);
+  }
+  SECTION("TFIMM_HOME") {
+    auto r = tool.run({"dir"}, {}, {{"TFIMM_HOME", "models"}});
+    tfimm::tooltest::require_error(r, 2);
+    CHECK(r.err.find("$TFIMM_HOME is \"models\", a relative path") != std::string::npos);
+    CHECK(r.err.find("set $TFIMM_HOME to an absolute path") != std::string::npos);
+  }
+}

@@ -184,3 +184,120 @@ TEST_CASE("a registry held locked longer than --busy-timeout exits 3 and changes
   }
   CHECK(tool.snapshot() == before);
 }
+
+TEST_CASE("a mistyped subcommand is named with the nearest command", "[cli][messages]") {
+  Tool tool;
+  SECTION("one letter swapped") {
+    auto r = tool.run({"lsit"});
+    require_error(r, 2);
+    CHECK(r.err.find("unknown command 'lsit'; did you mean 'list'?") != std::string::npos);
+  }
+  SECTION("after a global option with a value") {
+    auto r = tool.run_bare({"--busy-timeout", "10", "histroy"});
+    require_error(r, 2);
+    CHECK(r.err.find("unknown command 'histroy'; did you mean 'history'?") != std::string::npos);
+  }
+  SECTION("nothing near: no guess") {
+    auto r = tool.run({"frobnicate"});
+    require_error(r, 2);
+    CHECK(r.err.find("unknown command 'frobnicate'") != std::string::npos);
+    CHECK(r.err.find("did you mean") == std::string::npos);
+  }
+}
+
+TEST_CASE("an unknown option is named, with `--` offered when it may be a model name",
+          "[cli][messages]") {
+  Tool tool;
+  tool.ok({"set", "resnet18", "/data/resnet18"});
+  const std::string before = tool.snapshot();
+  SECTION("a name that begins with '-'") {
+    auto r = tool.run_bare({"set", "-resnet", "/x"});
+    require_error(r, 2);
+    CHECK(r.err.find("unknown option '-resnet' for `tfimm-cache set`") != std::string::npos);
+    CHECK(r.err.find("put -- before it: tfimm-cache set -- -resnet /x") != std::string::npos);
+    CHECK(r.err.find("is required") == std::string::npos);
+  }
+  SECTION("a mistyped option") {
+    auto r = tool.run({"list", "--jsno"});
+    require_error(r, 2);
+    CHECK(r.err.find("unknown option '--jsno' for `tfimm-cache list`") != std::string::npos);
+  }
+  SECTION("`--` lets a name begin with '-'") {
+    auto r = tool.run({"set", "--", "-resnet", "/x"});
+    CHECK(r.exit_code == 0);
+    tool.ok({"clear", "--", "-resnet"});
+  }
+  CHECK(tool.snapshot() == before);
+}
+
+TEST_CASE("a global option after the subcommand says where it goes, with the corrected line",
+          "[cli][messages]") {
+  Tool tool;
+  auto r = tool.run_bare({"list", "--registry", "x.db", "--json"});
+  require_error(r, 2);
+  CHECK(r.err.find("the global option --registry goes before the subcommand: "
+                   "tfimm-cache --registry x.db list --json") != std::string::npos);
+  auto eq = tool.run_bare({"--busy-timeout", "5", "list", "--cache-dir=/a b"});
+  require_error(eq, 2);
+  CHECK(eq.err.find("tfimm-cache --busy-timeout 5 '--cache-dir=/a b' list") != std::string::npos);
+}
+
+TEST_CASE("control characters and invalid UTF-8 look the same in messages as in list",
+          "[cli][messages]") {
+  Tool tool;
+  tool.ok({"set", "odd",
+           "/data/a\nb\xff"
+           "c"});
+  const std::string listed = tool.ok({"list"});
+  CHECK(listed.find("/data/a\\nb\\xFFc") != std::string::npos);
+  auto r = tool.run({"clear", "bad\xff\x01"});
+  require_error(r, 2);
+  CHECK(r.err.find("invalid model name \"bad\\xFF\\x01\"") != std::string::npos);
+  auto c1 = tool.run({"clear",
+                      "esc\xc2\x9b"
+                      "31m"});
+  require_error(c1, 2);
+  CHECK(c1.err.find("\"esc\\xC2\\x9B31m\"") != std::string::npos);
+}
+
+TEST_CASE("a missing argument or option value says what is missing and shows the usage",
+          "[cli][messages]") {
+  Tool tool;
+  SECTION("an argument") {
+    auto r = tool.run({"set", "resnet18"});
+    require_error(r, 2);
+    CHECK(r.err.find("missing argument PATH; usage: tfimm-cache set NAME PATH") !=
+          std::string::npos);
+  }
+  SECTION("an extra argument") {
+    auto r = tool.run({"set", "a", "/a", "/b"});
+    require_error(r, 2);
+    CHECK(r.err.find("unexpected argument '/b'; usage: tfimm-cache set NAME PATH") !=
+          std::string::npos);
+  }
+  SECTION("an option's value") {
+    auto r = tool.run_bare({"--registry"});
+    require_error(r, 2);
+    CHECK(r.err.find("option --registry needs a value: --registry FILE") != std::string::npos);
+  }
+  SECTION("no command") {
+    auto r = tool.run({});
+    require_error(r, 2);
+    CHECK(r.err.find("a command is required") != std::string::npos);
+  }
+}
+
+TEST_CASE("a bad global option value names the value and the program's help", "[cli][messages]") {
+  Tool tool;
+  for (const char* value : {"-5", "abc", "1.5"}) {
+    INFO(value);
+    auto r = tool.run_bare({"--busy-timeout", value, "list"});
+    require_error(r, 2);
+    CHECK(r.err.find(std::string("--busy-timeout: expected a whole number (0 or more), got '") +
+                     value + "'") != std::string::npos);
+    CHECK(r.err.find("(see `tfimm-cache --help`)") != std::string::npos);
+  }
+  auto r = tool.run_bare({"--busy-timeout", "99999999999", "list"});
+  require_error(r, 2);
+  CHECK(r.err.find("(see `tfimm-cache --help`)") != std::string::npos);
+}

@@ -56,3 +56,41 @@ TEST_CASE("where: --registry wins over $TFIMM_REGISTRY, which wins over the defa
     CHECK(r.out.find("..") == std::string::npos);
   }
 }
+
+TEST_CASE("where ignores a relative $XDG_STATE_HOME or $HOME with one note each", "[where][env]") {
+  Tool tool;
+  SECTION("XDG_STATE_HOME") {
+    auto r = tool.run_bare({"where"}, {}, {{"XDG_STATE_HOME", "state"}});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("registry: " + tool.home() + "/.local/state/tfimm/registry.db\n") !=
+          std::string::npos);
+    CHECK(r.err ==
+          "tfimm-cache: note: ignored $XDG_STATE_HOME=state: not an absolute path, so it would "
+          "mean a different directory in every working directory; set it to an absolute path "
+          "or unset it\n");
+  }
+  SECTION("HOME") {
+    auto r = tool.run_bare({"where"}, {}, {{"HOME", "relhome"}});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("registry: /") != std::string::npos);
+    CHECK(r.out.find("relhome") == std::string::npos);
+    CHECK(tfimm::tooltest::lines(r.err).size() == 1);
+    CHECK(r.err.find("note: ignored $HOME=relhome") != std::string::npos);
+  }
+}
+
+TEST_CASE("a relative or unexpandable $TFIMM_REGISTRY is refused with exit 2 naming it",
+          "[where][env]") {
+  Tool tool;
+  for (const char* value : {"registry.db", "./state/r.db", "~nosuchuser/r.db"}) {
+    INFO(value);
+    for (const char* command : {"where", "list", "set"}) {
+      std::vector<std::string> args{command};
+      if (std::string(command) == "set") args = {"set", "resnet18", "/data/resnet18"};
+      auto r = tool.run_bare(args, {}, {{"TFIMM_REGISTRY", value}});
+      tfimm::tooltest::require_error(r, 2);
+      CHECK(r.err.find("$TFIMM_REGISTRY") != std::string::npos);
+    }
+  }
+  CHECK_FALSE(tfimm::test::exists(tool.home() + "/.local"));
+}
