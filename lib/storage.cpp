@@ -101,6 +101,7 @@ class Use {
 
 struct Header {
   bool sqlite = false;
+  bool wal = false;  // the file says it is in WAL mode (write and read version 2)
   std::int32_t application_id = 0;
   std::int32_t user_version = 0;
   std::size_t size = 0;
@@ -153,7 +154,9 @@ Header read_header(const std::string& path) {
                                    ", not a registry file; it was left unchanged. Point "
                                    "--registry or $TFIMM_REGISTRY at a regular file");
     }
-    throw RegistryError(path, "cannot read registry " + path + ": " + std::strerror(err));
+    throw RegistryError(path, "cannot read registry " + path + ": " + std::strerror(err) +
+                                  "; nothing was read or changed. Check the file's permissions "
+                                  "and those of its directories");
   }
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     const mode_t mode = st.st_mode;
@@ -178,15 +181,16 @@ Header read_header(const std::string& path) {
   static constexpr char kMagic[] = "SQLite format 3";
   h.sqlite = h.size == buf.size() && std::memcmp(buf.data(), kMagic, sizeof kMagic) == 0;
   if (h.sqlite) {
+    h.wal = buf[18] == 2 && buf[19] == 2;
     h.user_version = big_endian32(&buf[60]);
     h.application_id = big_endian32(&buf[68]);
   }
   return h;
 }
 
-void check_header(const std::string& path) {
+Header check_header(const std::string& path) {
   const Header h = read_header(path);
-  if (h.size == 0) return;  // an empty file: a new registry
+  if (h.size == 0) return h;  // an empty file: a new registry
   if (!h.sqlite) {
     throw NotARegistry(path, "refusing to use " + path +
                                  ": it is not an SQLite database, so not a tfimm-cache "
@@ -204,6 +208,31 @@ void check_header(const std::string& path) {
                              ". Upgrade tfimm-cache; the file was left unchanged",
                          h.user_version, schema_version());
   }
+  return h;
+}
+
+// Whether a registry file is at `path`. Only a path that certainly names
+// nothing answers no: a missing file or a parent that is not a directory.
+// Anything else that stops the look (a directory that cannot be searched, a
+// symlink loop) is an error, not an empty registry; so is a symbolic link to
+// nothing, which is what an unmounted share under a link looks like.
+bool registry_exists(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) return true;
+  const int err = errno;
+  if (err == ENOENT && ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    std::string target(4096, '\0');
+    const ssize_t n = ::readlink(path.c_str(), target.data(), target.size());
+    target.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    throw RegistryError(path, "registry path " + path + " is a symbolic link to " + target +
+                                  ", which does not exist (a share that is not mounted?); "
+                                  "nothing was read or created. Create the file it points to, "
+                                  "or point --registry at the registry itself");
+  }
+  if (err == ENOENT || err == ENOTDIR) return false;
+  throw RegistryError(path, "cannot look at registry " + path + ": " + std::strerror(err) +
+                                "; nothing was read or changed. Check that this process can "
+                                "search every directory above it");
 }
 
 // Why SQLite could not open `path`, in words, with the next step. SQLite
@@ -217,8 +246,10 @@ std::string open_problem(const std::string& path) {
            "); check that it exists and is accessible";
   }
   if (::access(path.c_str(), R_OK) != 0 && errno != ENOENT) {
-    return std::string("the file cannot be read (") + std::strerror(errno) +
-           "); ask its owner for read access";
+    const int err = errno;
+    return std::string("the file cannot be read (") + std::strerror(err) + "); " +
+           (err == EACCES || err == EPERM ? "ask its owner for read access"
+                                          : "check the path and the file");
   }
   const std::string wal = path + "-wal";
   const std::string shm = path + "-shm";
@@ -501,8 +532,8 @@ void Store::fail(const std::exception& error, const char* operation) {
       if (read_only_file_system(path_)) {
         throw RegistryReadOnly(path_, "registry " + path_ +
                                           " is on a read-only file system; could not " + doing +
-                                          ", nothing was changed. Reads still work; to change "
-                                          "it, use a copy on a writable file system");
+                                          ", nothing was changed. To change it, use a copy on a "
+                                          "writable file system");
       }
       throw RegistryReadOnly(path_, "registry " + path_ +
                                         " is read-only for this process (file or directory "
@@ -548,20 +579,35 @@ void Store::fail(const std::exception& error, const char* operation) {
 
 namespace {
 
-// Whether the registry at `path` (an existing file) can only be read as it
-// is on disk: it has no write-ahead log with changes in it, and this process
-// could not have SQLite create or use the -wal and -shm files beside it (a
-// read-only file system or directory, a file it cannot write, a full disk).
-// Such a file holds every committed change itself, so reading it as
-// immutable is exact; SQLite's normal open would fail there, or leave -wal
-// and -shm files owned by this process behind.
-bool only_readable_as_is(const std::string& path) {
-  struct stat wal {};
-  if (::stat((path + "-wal").c_str(), &wal) == 0 && wal.st_size > 0) return false;
-  if (read_only_file_system(path)) return true;
-  if (!permission_problem(path).empty()) return true;
+// Too little room to create SQLite's -wal and -shm files (the -shm alone takes
+// 32 KiB) and write a little.
+bool nearly_full(const std::string& path) {
   struct statvfs vfs {};
-  return ::statvfs(path.c_str(), &vfs) == 0 && vfs.f_bavail == 0;
+  if (::statvfs(path.c_str(), &vfs) != 0) return false;
+  constexpr unsigned long long kRoom = 128 << 10;
+  return vfs.f_favail == 0 || static_cast<unsigned long long>(vfs.f_bavail) * vfs.f_frsize < kRoom;
+}
+
+bool has_changes_beside(const std::string& path) {
+  struct stat st {};
+  // A -wal with frames holds committed changes not yet in the file; a
+  // -journal may be a hot one, whose transaction must be rolled back first.
+  return (::stat((path + "-wal").c_str(), &st) == 0 && st.st_size > 0) ||
+         ::stat((path + "-journal").c_str(), &st) == 0;
+}
+
+// Whether the registry at `path` (an existing file with header `h`) is to
+// be read as it is on disk, as SQLite's immutable: a WAL file with nothing
+// beside it, that this process could not have SQLite create or use the -wal
+// and -shm files for (a read-only file system or directory, a file it cannot
+// write, a full disk). Such a file holds every committed change itself, so
+// reading it so is exact; SQLite's normal open would fail there, or leave
+// -wal and -shm files owned by this process behind. Never a file in
+// rollback-journal mode: its writers change the file in place, which an
+// immutable reader, taking no locks, could see half done.
+bool only_readable_as_is(const std::string& path, const Header& h) {
+  if (!h.wal || has_changes_beside(path)) return false;
+  return read_only_file_system(path) || !permission_problem(path).empty() || nearly_full(path);
 }
 
 // An SQLite URI for `path` with `query`: every byte that could end the path
@@ -602,17 +648,20 @@ bool Store::open(bool create, bool for_write) {
     if (conn_) return true;
   }
   struct stat st {};
-  const bool exists = ::stat(path_.c_str(), &st) == 0;
+  const bool exists = registry_exists(path_);
   if (!exists && !create) return false;
+  Header header;
   if (exists) {
-    check_header(path_);
+    header = check_header(path_);
   } else {
     std::error_code ec;
     const auto parent = std::filesystem::path(path_).parent_path();
     std::filesystem::create_directories(parent, ec);
     if (ec) {
       throw RegistryError(path_, "cannot create the directory " + parent.string() +
-                                     " for registry " + path_ + ": " + ec.message());
+                                     " for registry " + path_ + ": " + ec.message() +
+                                     "; nothing was changed. Create it yourself, or point "
+                                     "--registry at a file in a directory you can write");
     }
   }
   if (exists && (create || for_write)) {
@@ -628,7 +677,23 @@ bool Store::open(bool create, bool for_write) {
     }
   }
   network_fs_ = on_network_fs(path_, &fs_type_);
-  const bool snapshot = exists && !create && !for_write && only_readable_as_is(path_);
+  const bool snapshot = exists && !create && !for_write && only_readable_as_is(path_, header);
+  if (exists && !create && !for_write && !snapshot && !permission_problem(path_).empty()) {
+    // A reader that cannot write the file but would have SQLite create the
+    // -shm beside it (there are changes in the -wal): that file would be
+    // this process's, and would keep the registry's writers out.
+    struct stat shm {};
+    if (header.wal && ::stat((path_ + "-shm").c_str(), &shm) != 0) {
+      throw RegistryReadOnly(
+          path_, "cannot read registry " + path_ + " now: its " + path_ +
+                     "-wal holds changes not yet in the file, and reading them would have "
+                     "SQLite create " +
+                     path_ +
+                     "-shm as this process, which cannot write the "
+                     "registry; that file would then keep its writers out. Nothing was read "
+                     "or changed. Retry once a process that can write it has opened it");
+    }
+  }
   try {
     // Registry serialises every use of a connection (one mutex per Registry),
     // so SQLite's own per-connection mutex is redundant: without it each
@@ -672,7 +737,7 @@ bool Store::snapshot_changed() const {
       st.st_mtim.tv_nsec != snapshot_mtime_.tv_nsec) {
     return true;
   }
-  return ::stat((path_ + "-wal").c_str(), &st) == 0;
+  return has_changes_beside(path_);
 }
 
 bool Store::still_at_path() const {
@@ -820,8 +885,9 @@ Store::Connection& Store::conn() {
 }
 
 bool Store::read_absent() {
-  // Pending sets are changes: they create the registry before the read.
-  if (!absent_ || !deferred_.empty()) return false;
+  // Pending sets are changes: they create the registry before the read. A
+  // registry that exists but cannot be written is read as it is.
+  if (!absent_ || !deferred_.empty() || !absent_->blocked.empty()) return false;
   absent_->read = true;
   return true;
 }
@@ -829,6 +895,17 @@ bool Store::read_absent() {
 void Store::materialize() {
   const Absent absent = *absent_;
   absent_.reset();
+  if (!absent.blocked.empty()) {
+    if (absent.full) {
+      throw RegistryError(path_, "the disk holding registry " + path_ +
+                                     " is full; could not write to it, nothing was changed. "
+                                     "Free space and retry");
+    }
+    throw RegistryReadOnly(path_, "registry " + path_ +
+                                      " cannot be changed by this process: " + absent.blocked +
+                                      ". Nothing was changed. Ask its owner for write access, "
+                                      "or use another registry with --registry");
+  }
   const int depth = depth_;
   open(true);
   depth_ = depth;
@@ -963,8 +1040,29 @@ void Store::write(const std::function<void()>& body) {
   }
   // A registry that does not exist yet is created by the first change the
   // body makes (materialize()), not before it: a body that changes nothing
-  // creates nothing.
-  if (open(false, true)) {
+  // creates nothing. One that this process cannot write is read, and
+  // refused at the body's first change: a body that changes nothing (a
+  // clear of a name without an entry) works. Either way SQLite never opens
+  // the file for a write that cannot succeed, which would leave -wal and
+  // -shm files behind.
+  Absent blocked;
+  if ((!conn_ || snapshot_) && registry_exists(path_)) {
+    blocked.blocked = permission_problem(path_);
+    if (blocked.blocked.empty() && nearly_full(path_) &&
+        ::access((path_ + "-wal").c_str(), F_OK) != 0) {
+      blocked.blocked = "the disk is full";
+      blocked.full = true;
+    }
+  }
+  if (!blocked.blocked.empty()) {
+    open(false);
+    try {
+      conn_->db.exec("BEGIN");
+    } catch (const std::exception& e) {
+      fail(e, "read");
+    }
+    absent_ = std::move(blocked);
+  } else if (open(false, true)) {
     begin_write();
   } else {
     absent_ = Absent{};
@@ -975,7 +1073,8 @@ void Store::write(const std::function<void()>& body) {
     if (!deferred_.empty()) write_deferred();
     --depth_;
     if (absent_) {
-      absent_.reset();  // nothing changed: nothing to create
+      absent_.reset();  // nothing changed: nothing to create or write
+      end_write();
       return;
     }
     conn_->db.exec("COMMIT");
@@ -1217,6 +1316,8 @@ void Store::add_histories(const std::string& action, const std::vector<PathChang
 
 bool Store::delete_model(const std::string& name) {
   if (read_absent()) return false;  // no such row
+  if (absent_ && !model_path(name)) return false;
+  if (absent_) materialize();
   try {
     Use st(conn().prepare("DELETE FROM models WHERE name = ?"));
     st->bindNoCopy(1, name);
@@ -1228,6 +1329,7 @@ bool Store::delete_model(const std::string& name) {
 
 void Store::set_lock(const std::string& name, bool locked, const std::string& reason) {
   if (read_absent()) return;  // no such row
+  if (absent_) materialize();
   try {
     Use st(conn().prepare("UPDATE models SET locked = ?2, lock_reason = ?3 WHERE name = ?1"));
     st->bindNoCopy(1, name);
@@ -1242,6 +1344,7 @@ void Store::set_lock(const std::string& name, bool locked, const std::string& re
 void Store::mark_missing(const std::string& name, const std::string& path, Timestamp updated_at,
                          std::optional<Timestamp> now) {
   if (read_absent()) return;  // no such row
+  if (absent_) materialize();
   try {
     Use st(
         conn().prepare("UPDATE models SET missing_since = CASE WHEN ?4 IS NULL THEN NULL "
@@ -1277,6 +1380,8 @@ void Store::put_setting(const std::string& key, const std::string& value) {
 
 bool Store::delete_setting(const std::string& key) {
   if (read_absent()) return false;  // no such row
+  if (absent_ && !setting(key)) return false;
+  if (absent_) materialize();
   try {
     Use st(conn().prepare("DELETE FROM settings WHERE key = ?"));
     st->bindNoCopy(1, key);
@@ -1370,8 +1475,7 @@ MigrationStatus inspect_migrations(const std::string& path) {
   MigrationStatus status;
   status.path = path;
   status.latest = schema_version();
-  struct stat st {};
-  status.exists = ::stat(path.c_str(), &st) == 0;
+  status.exists = registry_exists(path);
   if (status.exists) {
     check_header(path);
     try {
@@ -1380,7 +1484,10 @@ MigrationStatus inspect_migrations(const std::string& path) {
       // the -wal and -shm are there already; a read-write connection (the
       // file is never written by these reads) removes them again when it
       // closes last, which a read-only one cannot.
-      const bool as_is = only_readable_as_is(path) || ::access((path + "-wal").c_str(), F_OK) != 0;
+      const Header header = read_header(path);
+      const bool as_is = only_readable_as_is(path, header) ||
+                         (header.wal && ::access((path + "-wal").c_str(), F_OK) != 0 &&
+                          ::access((path + "-journal").c_str(), F_OK) != 0);
       SQLite::Database db(
           as_is ? sqlite_uri(path, "immutable=1") : path,
           as_is ? SQLite::OPEN_READONLY | SQLite::OPEN_URI : SQLite::OPEN_READWRITE);
@@ -1398,7 +1505,8 @@ MigrationStatus inspect_migrations(const std::string& path) {
         }
       }
     } catch (const SQLite::Exception& e) {
-      throw RegistryError(path, "cannot read the schema of registry " + path + ": " + e.what());
+      throw RegistryError(path, "cannot read the schema of registry " + path + ": " + e.what() +
+                                    "; nothing was changed. `tfimm-cache doctor` says more");
     }
   }
   for (const auto& m : kMigrations) {

@@ -165,10 +165,13 @@ class Store {
   std::unordered_set<std::string_view> deferred_names_;
   bool writing_deferred_ = false;
   int depth_ = 0;  // write() nesting
-  // Inside a write() that began with no registry file: whether the body has
-  // read the (empty) registry before its first change.
+  // Inside a write() that has not begun writing: there was no registry file
+  // (then whether the body has read the empty registry before its first
+  // change), or the registry cannot be written by this process (why).
   struct Absent {
     bool read = false;
+    std::string blocked;
+    bool full = false;  // blocked by a full disk
   };
   std::optional<Absent> absent_;
   bool bulk_ = false;            // inside bulk_write()

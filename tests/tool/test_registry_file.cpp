@@ -1,7 +1,9 @@
 // What the tool does with registry files it cannot use as usual: a path that
 // is not a regular file, a registry on a read-only file system, a registry
 // that does not exist yet.
+#include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
@@ -10,6 +12,7 @@
 
 #include "tool_test.hpp"
 
+using tfimm::tooltest::Env;
 using tfimm::tooltest::Tool;
 namespace t = tfimm::test;
 
@@ -106,6 +109,11 @@ TEST_CASE("a registry on a read-only file system answers reads; writes name the 
       "echo '# doctor'; \"$1\" --registry \"$R\" doctor; echo \"exit $?\"\n"
       "echo '# set'; \"$1\" --registry \"$R\" set x /x 2>&1; echo \"exit $?\"\n"
       "echo '# clear'; \"$1\" --registry \"$R\" clear resnet18 2>&1; echo \"exit $?\"\n"
+      "echo '# no-ops'; \"$1\" --registry \"$R\" clear nosuch 2>&1; echo \"exit $?\"; "
+      "\"$1\" --registry \"$R\" unlock resnet18 2>&1; echo \"exit $?\"; "
+      "\"$1\" --registry \"$R\" export > \"$2/same.json\" 2>&1 || true; "
+      "\"$1\" --registry \"$R\" import \"$2/same.json\" 2>&1; echo \"exit $?\"\n"
+      "echo '# unknown'; \"$1\" --registry \"$R\" lock nosuch 2>&1; echo \"exit $?\"\n"
       "echo '# after'; ls -A \"$3/state\"\n",
       source, mount);
   if (r.exit_code == 77) {
@@ -133,6 +141,10 @@ TEST_CASE("a registry on a read-only file system answers reads; writes name the 
   CHECK(section("set").find("is on a read-only file system") != std::string::npos);
   CHECK(section("set").find("exit 3") != std::string::npos);
   CHECK(section("clear").find("exit 3") != std::string::npos);
+  // What changes nothing works on a registry that cannot be written.
+  CHECK(section("no-ops").find("exit 3") == std::string::npos);
+  CHECK(section("no-ops").find("resnet18 was not locked") != std::string::npos);
+  CHECK(section("unknown").find("exit 2") != std::string::npos);
   CHECK(section("after").find("registry.db-wal") == std::string::npos);
   CHECK(section("after").find("registry.db-shm") == std::string::npos);
   CHECK(tool.snapshot() == exported);
@@ -175,4 +187,68 @@ TEST_CASE("commands that only read leave no file beside the registry", "[registr
     CHECK(r.exit_code <= 1);
     CHECK(files_in(dir) == before);
   }
+}
+
+TEST_CASE("a registry behind a symlink loop or a dangling symlink is an error, not an empty one",
+          "[registry-file]") {
+  Tool tool;
+  SECTION("a dangling symlink (an unmounted share under a link)") {
+    const std::string link = tool.path("registry.db");
+    REQUIRE(::symlink(tool.path("share/registry.db").c_str(), link.c_str()) == 0);
+    for (const auto& command : std::vector<std::vector<std::string>>{
+             {"list"}, {"path", "resnet18"}, {"set", "resnet18", "/data/resnet18"}}) {
+      std::vector<std::string> args{"--registry", link};
+      args.insert(args.end(), command.begin(), command.end());
+      const auto r = run_bounded(args);
+      INFO(command.front() << ": " << r.out << r.err);
+      CHECK(r.exit_code == 3);
+      CHECK(r.err.find("is a symbolic link to " + tool.path("share/registry.db") +
+                       ", which does not exist") != std::string::npos);
+    }
+    CHECK_FALSE(t::exists(tool.path("share")));
+  }
+  SECTION("a symlink loop above it") {
+    const std::string loop = tool.path("loop");
+    REQUIRE(::symlink(loop.c_str(), loop.c_str()) == 0);
+    const auto r = run_bounded({"--registry", loop + "/registry.db", "list"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 3);
+    CHECK(r.err.find("cannot look at registry") != std::string::npos);
+  }
+}
+
+TEST_CASE("a transaction killed half-written in rollback-journal mode is never read as done",
+          "[registry-file][read-only]") {
+  Tool tool;
+  const Env network{{"TFIMM_NETWORK_FS", "1"}};
+  REQUIRE(tool.run({"set", "a", "/committed"}, {}, network).exit_code == 0);
+  // A writer that dies after SQLite has written some of its pages into the
+  // file itself, leaving a hot journal behind.
+  const pid_t child = ::fork();
+  if (child == 0) {
+    sqlite3* db = nullptr;
+    sqlite3_open(tool.registry().c_str(), &db);
+    sqlite3_exec(db,
+                 "PRAGMA cache_size = 2; BEGIN IMMEDIATE; "
+                 "UPDATE models SET path = '/HALF-WRITTEN' WHERE name = 'a'; "
+                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
+                 "INSERT INTO models(name, path, created_at, updated_at) "
+                 "SELECT 'bulk' || i, '/bulk', 0, 0 FROM n;",
+                 nullptr, nullptr, nullptr);
+    ::_exit(0);  // no COMMIT, no close
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(t::exists(tool.registry() + "-journal"));
+  const std::string mount = tool.make_dir("ro");
+  const auto r = in_read_only_mount(
+      "\"$1\" --registry \"$3/state/registry.db\" path a; echo \"exit $?\"", tool.path(""), mount);
+  if (r.exit_code == 77) {
+    WARN("no private mount namespace or bind mount here: not tested");
+    return;
+  }
+  INFO(r.out << r.err);
+  CHECK(r.out.find("/HALF-WRITTEN") == std::string::npos);
+  // A process that can write the registry rolls the journal back.
+  CHECK(tool.run({"path", "a"}, {}, network).out == "/committed\n");
 }
