@@ -227,6 +227,13 @@ AuditReport Registry::audit(const AuditOptions& options) {
   return report;
 }
 
+std::vector<AuditItem> Registry::check_entries(const AuditOptions& options) {
+  Lock lock(impl_->mutex);
+  std::vector<Entry> entries;
+  impl_->store.read([&] { entries = impl_->store.models(); });
+  return check_all(std::move(entries), options);
+}
+
 PruneReport Registry::prune(const PruneOptions& options) {
   Lock lock(impl_->mutex);
   PruneReport report;

@@ -449,3 +449,26 @@ TEST_CASE(
   CHECK(reg.prune().removed.empty());
   CHECK(reg.entries().size() == kShareModels.size() + failing.size() + 8);
 }
+
+TEST_CASE("check_entries reports what audit reports and records nothing", "[audit]") {
+  Fixture f;
+  const auto history = f.reg.history().size();
+  const auto checked = f.reg.check_entries();
+  REQUIRE(checked.size() == 6);
+  CHECK(checked[0].entry.name == "dangling");
+  for (const auto& i : checked) CHECK_FALSE(i.entry.missing_since);
+  CHECK_FALSE(f.reg.entry("missing")->missing_since);
+  CHECK(f.reg.history().size() == history);
+
+  const auto report = f.reg.audit();
+  REQUIRE(report.items.size() == checked.size());
+  for (std::size_t i = 0; i < checked.size(); ++i) {
+    INFO(checked[i].entry.name);
+    CHECK(checked[i].entry.name == report.items[i].entry.name);
+    CHECK(checked[i].status == report.items[i].status);
+    CHECK(checked[i].is_symlink == report.items[i].is_symlink);
+    CHECK(checked[i].detail == report.items[i].detail);
+  }
+  CHECK(f.reg.entry("missing")->missing_since);
+  f.check_disk_untouched();
+}

@@ -13,12 +13,13 @@
 //                directory that lists nothing).
 // --fail         a lookup of PATH (ignoring case) fails with ERRNO: EIO,
 //                EACCES, ESTALE, ETIMEDOUT, ELOOP or ENAMETOOLONG.
-// --delay-ms     every lookup and listing waits N ms first (a slow share).
+// --delay-ms     every lookup and listing below the top-level directories
+//                waits N ms first (a slow share).
 //
 // Runs in the foreground, serving requests on several threads, until it is
 // unmounted or gets SIGTERM. Nothing is cached by the kernel, so every
 // lookup reaches this program.
-#define FUSE_USE_VERSION 31
+#define FUSE_USE_VERSION 312
 
 #include <fuse.h>
 #include <sys/stat.h>
@@ -86,11 +87,18 @@ int errno_named(const std::string& name) {
   return it == known.end() ? 0 : it->second;
 }
 
-void wait_a_while() {
-  if (config.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(config.delay_ms));
+// Only below the top level: the kernel serialises FUSE lookups within one
+// directory, so a delay on the root's children would measure the kernel's
+// queue rather than how many lookups a caller has in flight.
+void wait_a_while(const char* path) {
+  if (config.delay_ms > 0 && std::strchr(path + 1, '/') != nullptr) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(config.delay_ms));
+  }
 }
 
-void* fs_init(fuse_conn_info*, fuse_config* cfg) {
+void* fs_init(fuse_conn_info* conn, fuse_config* cfg) {
+  // Lookups in one directory at once, as a network share serves them.
+  if ((conn->capable & FUSE_CAP_PARALLEL_DIROPS) != 0) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   cfg->entry_timeout = 0;
   cfg->attr_timeout = 0;
   cfg->negative_timeout = 0;
@@ -99,7 +107,7 @@ void* fs_init(fuse_conn_info*, fuse_config* cfg) {
 }
 
 int fs_getattr(const char* path, struct stat* st, fuse_file_info*) {
-  wait_a_while();
+  wait_a_while(path);
   const std::string key = lower(path);
   if (const auto failure = config.failures.find(key); failure != config.failures.end()) {
     return -failure->second;
@@ -113,7 +121,7 @@ int fs_getattr(const char* path, struct stat* st, fuse_file_info*) {
 
 int fs_readdir(const char* path, void* buf, fuse_fill_dir_t filler, off_t, fuse_file_info*,
                fuse_readdir_flags) {
-  wait_a_while();
+  wait_a_while(path);
   const auto dir = config.dirs.find(lower(path));
   if (dir == config.dirs.end()) return -ENOENT;
   filler(buf, ".", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
@@ -179,7 +187,25 @@ int main(int argc, char** argv) {
   ops.init = fs_init;
   ops.getattr = fs_getattr;
   ops.readdir = fs_readdir;
-  std::vector<char*> fuse_args{argv[0], const_cast<char*>("-f"), const_cast<char*>("-o"),
-                               const_cast<char*>("fsname=disagreeing_fs"), mountpoint.data()};
-  return fuse_main(static_cast<int>(fuse_args.size()), fuse_args.data(), &ops, nullptr);
+  // A share answers many lookups at once: serve them on up to 64 threads.
+  std::vector<char*> argv_fuse{argv[0], const_cast<char*>("-o"),
+                               const_cast<char*>("fsname=disagreeing_fs")};
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv_fuse.size()), argv_fuse.data());
+  fuse* fs = fuse_new(&args, &ops, sizeof ops, nullptr);
+  if (fs == nullptr) return 1;
+  if (fuse_mount(fs, mountpoint.c_str()) != 0) {
+    fuse_destroy(fs);
+    return 1;
+  }
+  fuse_session* session = fuse_get_session(fs);
+  fuse_set_signal_handlers(session);
+  fuse_loop_config* loop = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(loop, 64);
+  fuse_loop_cfg_set_idle_threads(loop, 64);
+  const int result = fuse_loop_mt(fs, loop);
+  fuse_loop_cfg_destroy(loop);
+  fuse_remove_signal_handlers(session);
+  fuse_unmount(fs);
+  fuse_destroy(fs);
+  return result == 0 ? 0 : 1;
 }
