@@ -2,7 +2,9 @@
 // missing, and forget stale entries.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <mutex>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
@@ -62,70 +64,110 @@ void record(AuditItem& item, detail::PathCheck&& check) {
   item.detail = std::move(check.detail);
 }
 
-void check_unit(std::vector<AuditItem>& items, const Unit& unit) {
-  if (!unit.dir.empty()) {
-    std::vector<std::string_view> names;
-    names.reserve(unit.members.size());
-    for (const std::size_t i : unit.members) {
-      names.push_back(std::string_view(items[i].entry.path).substr(unit.dir.size() + 1));
-    }
-    std::vector<detail::PathCheck> checks;
-    if (detail::inspect_in_directory(std::string(unit.dir), names, checks)) {
-      for (std::size_t k = 0; k < unit.members.size(); ++k) {
-        record(items[unit.members[k]], std::move(checks[k]));
-      }
-      return;
-    }
+// Checks units of entries on several threads and reports progress from the
+// calling thread.
+class Checker {
+ public:
+  Checker(std::vector<AuditItem>& items, const AuditOptions& options)
+      : items_(items), options_(options) {}
+
+  // Checks every item: first by unit (a listing per crowded directory), then
+  // each path a listing did not show, with a lookup of its own.
+  void check_all() {
+    run(plan(items_));
+    std::vector<Unit> lookups;
+    lookups.reserve(unlisted_.size());
+    for (const std::size_t i : unlisted_) lookups.push_back({{}, {i}});
+    run(lookups);
   }
-  for (const std::size_t i : unit.members)
-    record(items[i], detail::inspect_path(items[i].entry.path));
-}
+
+ private:
+  void check_unit(const Unit& unit) {
+    if (!unit.dir.empty()) {
+      std::vector<std::string_view> names;
+      names.reserve(unit.members.size());
+      for (const std::size_t i : unit.members) {
+        names.push_back(std::string_view(items_[i].entry.path).substr(unit.dir.size() + 1));
+      }
+      std::vector<detail::PathCheck> checks;
+      std::vector<std::size_t> unlisted;
+      if (detail::inspect_in_directory(std::string(unit.dir), names, checks, unlisted)) {
+        std::vector<bool> listed(unit.members.size(), true);
+        for (const std::size_t k : unlisted) listed[k] = false;
+        for (std::size_t k = 0; k < unit.members.size(); ++k) {
+          if (listed[k]) record(items_[unit.members[k]], std::move(checks[k]));
+        }
+        if (!unlisted.empty()) {
+          std::lock_guard<std::mutex> lock(m_);
+          for (const std::size_t k : unlisted) unlisted_.push_back(unit.members[k]);
+        }
+        done_ += unit.members.size() - unlisted.size();
+        return;
+      }
+    }
+    for (const std::size_t i : unit.members) {
+      record(items_[i], detail::inspect_path(items_[i].entry.path));
+    }
+    done_ += unit.members.size();
+  }
+
+  void run(const std::vector<Unit>& units) {
+    if (units.empty()) return;
+    std::atomic<std::size_t> next{0};
+    std::atomic<std::size_t> finished{0};
+    const auto work = [&] {
+      for (std::size_t u; (u = next.fetch_add(1)) < units.size();) {
+        check_unit(units[u]);
+        if (finished.fetch_add(1) + 1 == units.size()) {
+          std::lock_guard<std::mutex> lock(m_);
+          cv_.notify_all();
+        }
+      }
+    };
+    const unsigned n = pick_threads(options_.threads, units.size());
+    std::vector<std::thread> workers;
+    for (unsigned t = 1; t < n; ++t) workers.emplace_back(work);
+    if (!options_.progress) {
+      work();
+    } else {
+      std::unique_lock<std::mutex> lock(m_);
+      while (true) {
+        // Read in this order: a unit counts its items before it counts as
+        // finished, so the last report of a run includes all of them.
+        const bool all = finished.load() == units.size();
+        const std::size_t now = done_.load();
+        if (now != reported_) {
+          options_.progress(now, items_.size());
+          reported_ = now;
+        }
+        if (all) break;
+        if (n == 1) {
+          lock.unlock();
+          work();
+          lock.lock();
+        } else {
+          cv_.wait_for(lock, std::chrono::milliseconds(100));
+        }
+      }
+    }
+    for (auto& w : workers) w.join();
+  }
+
+  std::vector<AuditItem>& items_;
+  const AuditOptions& options_;
+  std::atomic<std::size_t> done_{0};  // items with their final status
+  std::size_t reported_ = static_cast<std::size_t>(-1);
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::vector<std::size_t> unlisted_;  // guarded by m_
+};
 
 // Checks every entry's path in parallel; reports progress from this thread.
 std::vector<AuditItem> check_all(std::vector<Entry> entries, const AuditOptions& options) {
   std::vector<AuditItem> items(entries.size());
   for (std::size_t i = 0; i < entries.size(); ++i) items[i].entry = std::move(entries[i]);
-  const std::size_t total = items.size();
-  if (total == 0) return items;
-  const std::vector<Unit> units = plan(items);
-  std::atomic<std::size_t> next{0};
-  std::atomic<std::size_t> done{0};
-  std::mutex m;
-  std::condition_variable cv;
-  const auto work = [&] {
-    for (std::size_t u; (u = next.fetch_add(1)) < units.size();) {
-      check_unit(items, units[u]);
-      if (done.fetch_add(units[u].members.size()) + units[u].members.size() == total) {
-        std::lock_guard<std::mutex> lock(m);
-        cv.notify_all();
-      }
-    }
-  };
-  const unsigned n = pick_threads(options.threads, units.size());
-  std::vector<std::thread> workers;
-  for (unsigned t = 1; t < n; ++t) workers.emplace_back(work);
-  if (!options.progress) {
-    work();
-  } else {
-    std::size_t reported = static_cast<std::size_t>(-1);
-    std::unique_lock<std::mutex> lock(m);
-    while (true) {
-      const std::size_t now = done.load();
-      if (now != reported) {
-        options.progress(now, total);
-        reported = now;
-      }
-      if (now == total) break;
-      if (n == 1) {
-        lock.unlock();
-        work();
-        lock.lock();
-      } else {
-        cv.wait_for(lock, std::chrono::milliseconds(100));
-      }
-    }
-  }
-  for (auto& w : workers) w.join();
+  if (items.empty()) return items;
+  Checker(items, options).check_all();
   return items;
 }
 
@@ -183,6 +225,13 @@ AuditReport Registry::audit(const AuditOptions& options) {
     }
   }
   return report;
+}
+
+std::vector<AuditItem> Registry::check_entries(const AuditOptions& options) {
+  Lock lock(impl_->mutex);
+  std::vector<Entry> entries;
+  impl_->store.read([&] { entries = impl_->store.models(); });
+  return check_all(std::move(entries), options);
 }
 
 PruneReport Registry::prune(const PruneOptions& options) {

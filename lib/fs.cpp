@@ -81,20 +81,14 @@ PathCheck inspect_path(const std::string& path) {
 }
 
 bool inspect_in_directory(const std::string& dir, const std::vector<std::string_view>& names,
-                          std::vector<PathCheck>& checks) {
+                          std::vector<PathCheck>& checks, std::vector<std::size_t>& unlisted) {
   checks.assign(names.size(), PathCheck{});
+  unlisted.clear();
+  // Even a missing directory is left to a lookup of each path: on an
+  // automount or a flaky share the directory's own error says nothing
+  // certain about a child.
   DIR* listing = ::opendir(dir.c_str());
-  if (listing == nullptr) {
-    // A missing directory, or a file where a directory should be, answers
-    // for every child exactly as lstat of the child would.
-    const int err = errno;
-    if (err != ENOENT && err != ENOTDIR) return false;
-    for (auto& check : checks) {
-      check.status = status_from_errno(err);
-      if (check.status != PathStatus::Missing) check.detail = std::strerror(err);
-    }
-    return true;
-  }
+  if (listing == nullptr) return false;
   std::unordered_map<std::string_view, std::vector<std::size_t>> wanted;
   wanted.reserve(names.size());
   for (std::size_t i = 0; i < names.size(); ++i) wanted[names[i]].push_back(i);
@@ -119,7 +113,7 @@ bool inspect_in_directory(const std::string& dir, const std::vector<std::string_
   ::closedir(listing);
   if (err != 0) return false;
   for (std::size_t i = 0; i < names.size(); ++i) {
-    if (!found[i]) checks[i].status = PathStatus::Missing;
+    if (!found[i]) unlisted.push_back(i);
   }
   return true;
 }

@@ -19,13 +19,16 @@ struct PathCheck {
 PathCheck inspect_path(const std::string& path);
 
 // inspect_path() of dir + "/" + names[i] for every i, by listing `dir` once
-// instead of an lstat per path: a name absent from the listing is Missing, a
-// symlink (or an entry of unknown type) is checked with inspect_path. Returns
-// false, with `checks` unspecified, when the listing cannot answer for the
-// children (e.g. `dir` is searchable but not readable); the caller then
-// checks each path itself.
+// instead of an lstat per path. A listing can prove that a name exists, never
+// that it does not: a case-insensitive share lists "ResNet18" for "resnet18",
+// an automount directory lists nothing. So the indices of names the listing
+// does not show go to `unlisted`, their checks unspecified, for the caller to
+// look up with inspect_path(). A symlink (or an entry of unknown type) is
+// checked with inspect_path here. Returns false, with `checks` and `unlisted`
+// unspecified, when `dir` cannot be listed (missing, unreadable, an I/O
+// error); the caller then looks up each path itself.
 bool inspect_in_directory(const std::string& dir, const std::vector<std::string_view>& names,
-                          std::vector<PathCheck>& checks);
+                          std::vector<PathCheck>& checks, std::vector<std::size_t>& unlisted);
 
 // The file system type name of `path` or its nearest existing parent
 // ("ext4", "nfs", ...; "0x..." when unknown) and whether it is a network

@@ -157,17 +157,19 @@ Resolution Registry::resolve(const std::string& name) {
   });
   r.cache_dir = detail::resolve_cache_dir(stored);
   r.fallback_path = join_path(r.cache_dir.path, name);
-  struct stat st {};
-  r.fallback_exists = ::stat(r.fallback_path.c_str(), &st) == 0;
+  r.fallback_status = check_path(r.fallback_path, &r.fallback_detail);
+  r.fallback_exists = r.fallback_status == PathStatus::Ok;
+  r.status = r.fallback_status;
+  r.detail = r.fallback_detail;
   if (r.entry) {
     r.path = r.entry->path;
     r.source = ResolveSource::Entry;
-    r.exists = ::stat(r.entry->path.c_str(), &st) == 0;
+    r.status = check_path(r.entry->path, &r.detail);
   } else if (r.fallback_exists) {
     r.path = r.fallback_path;
     r.source = ResolveSource::CacheDir;
-    r.exists = true;
   }
+  r.exists = r.status == PathStatus::Ok;
   return r;
 }
 

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "disagreeing_mount.hpp"
 #include "rawdb.hpp"
 #include "testutil.hpp"
 #include "tfimm/errors.hpp"
@@ -357,4 +358,117 @@ TEST_CASE("an entry re-registered while prune checks paths is kept", "[audit]") 
   auto e = f.reg.entry("missing");
   REQUIRE(e);
   CHECK(e->path == f.ctx.path("w/restored"));
+}
+
+namespace {
+
+// Ten models on a share whose listing disagrees with its lookups; enough in
+// one directory for the audit to list the directory instead of looking up
+// each path.
+const std::vector<std::string> kShareModels{
+    "resnet18",        "resnet50",     "vit_base",  "vit_large",  "convnext",
+    "efficientnet_b0", "mobilenet_v3", "swin_tiny", "deit_small", "regnet"};
+
+t::DisagreeingMount::Options share_of_models(const std::string& listing) {
+  t::DisagreeingMount::Options options;
+  options.listing = listing;
+  for (const auto& name : kShareModels) options.exists.push_back("models/" + name);
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "audit and prune never call missing a path that a case-insensitive or automount listing "
+    "leaves out (skipped without FUSE)",
+    "[audit][fuse]") {
+  t::TestContext ctx;
+  tfimm::Registry reg{ctx.path("registry.db")};
+  // swapcase: a case-insensitive share lists "RESNET18" for "resnet18";
+  // none: an automount directory lists nothing until a name is looked up.
+  const std::string listing = GENERATE(std::string("swapcase"), std::string("none"));
+  t::DisagreeingMount share(ctx.path("share"), share_of_models(listing));
+  if (!share.usable()) return;
+  INFO("listing: " << listing);
+  for (const auto& name : kShareModels) reg.set_model_cache(name, share / ("models/" + name));
+  reg.set_model_cache("absent", share / "models/absent");
+
+  const auto report = reg.audit();
+  REQUIRE(report.items.size() == kShareModels.size() + 1);
+  for (const auto& name : kShareModels) {
+    INFO(name);
+    CHECK(item(report, name).status == PathStatus::Ok);
+    CHECK_FALSE(item(report, name).entry.missing_since);
+  }
+  CHECK(item(report, "absent").status == PathStatus::Missing);
+  CHECK(report.stale() == 1);
+
+  tfimm::PruneOptions dry_run;
+  dry_run.dry_run = true;
+  CHECK(names(reg.prune(dry_run).removed) == std::vector<std::string>{"absent"});
+  CHECK(names(reg.prune().removed) == std::vector<std::string>{"absent"});
+  CHECK(reg.entries().size() == kShareModels.size());
+  for (const auto& name : kShareModels) CHECK(reg.entry(name));
+}
+
+TEST_CASE(
+    "a lookup that fails with EIO, ESTALE, ETIMEDOUT, ELOOP, ENAMETOOLONG or EACCES is never "
+    "stale, in a listed directory or one that cannot be opened (skipped without FUSE)",
+    "[audit][fuse]") {
+  t::TestContext ctx;
+  tfimm::Registry reg{ctx.path("registry.db")};
+  auto options = share_of_models("none");
+  const std::vector<std::pair<std::string, std::string>> failing{{"eio", "EIO"},
+                                                                 {"estale", "ESTALE"},
+                                                                 {"etimedout", "ETIMEDOUT"},
+                                                                 {"eloop", "ELOOP"},
+                                                                 {"enametoolong", "ENAMETOOLONG"},
+                                                                 {"eacces", "EACCES"}};
+  for (const auto& [name, err] : failing) options.fail.push_back({"models/" + name, err});
+  // A whole directory whose lookup fails: it cannot be listed either.
+  options.fail.push_back({"broken", "EIO"});
+  t::DisagreeingMount share(ctx.path("share"), options);
+  if (!share.usable()) return;
+  for (const auto& name : kShareModels) reg.set_model_cache(name, share / ("models/" + name));
+  for (const auto& [name, err] : failing) reg.set_model_cache(name, share / ("models/" + name));
+  for (int i = 0; i < 8; ++i) {
+    reg.set_model_cache("broken" + std::to_string(i), share / ("broken/m" + std::to_string(i)));
+  }
+
+  const auto report = reg.audit();
+  for (const auto& [name, err] : failing) {
+    INFO(name);
+    CHECK(item(report, name).status ==
+          (err == "EACCES" ? PathStatus::NotAccessible : PathStatus::Error));
+    CHECK_FALSE(item(report, name).detail.empty());
+  }
+  for (int i = 0; i < 8; ++i) {
+    CHECK(item(report, "broken" + std::to_string(i)).status == PathStatus::Error);
+  }
+  CHECK(report.stale() == 0);
+  CHECK(reg.prune().removed.empty());
+  CHECK(reg.entries().size() == kShareModels.size() + failing.size() + 8);
+}
+
+TEST_CASE("check_entries reports what audit reports and records nothing", "[audit]") {
+  Fixture f;
+  const auto history = f.reg.history().size();
+  const auto checked = f.reg.check_entries();
+  REQUIRE(checked.size() == 6);
+  CHECK(checked[0].entry.name == "dangling");
+  for (const auto& i : checked) CHECK_FALSE(i.entry.missing_since);
+  CHECK_FALSE(f.reg.entry("missing")->missing_since);
+  CHECK(f.reg.history().size() == history);
+
+  const auto report = f.reg.audit();
+  REQUIRE(report.items.size() == checked.size());
+  for (std::size_t i = 0; i < checked.size(); ++i) {
+    INFO(checked[i].entry.name);
+    CHECK(checked[i].entry.name == report.items[i].entry.name);
+    CHECK(checked[i].status == report.items[i].status);
+    CHECK(checked[i].is_symlink == report.items[i].is_symlink);
+    CHECK(checked[i].detail == report.items[i].detail);
+  }
+  CHECK(f.reg.entry("missing")->missing_since);
+  f.check_disk_untouched();
 }

@@ -7,6 +7,7 @@ namespace tfimm::tool {
 
 struct ListOptions {
   bool json = false;
+  unsigned jobs = 0;  // paths checked at once; 0: the library's default
 };
 
 void setup_list(CLI::App& app, Program& program);

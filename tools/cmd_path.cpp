@@ -8,7 +8,18 @@ namespace tfimm::tool {
 
 namespace {
 
-const char* exists_word(bool exists) { return exists ? "exists" : "does not exist"; }
+// Why a path could not be checked: "not_accessible, Permission denied".
+std::string unchecked(PathStatus status, const std::string& detail) {
+  return to_string(status) + (detail.empty() ? "" : ", " + detail);
+}
+
+// "exists", "does not exist", or, when the path could not be checked,
+// "could not check: not_accessible, Permission denied".
+std::string exists_words(PathStatus status, const std::string& detail) {
+  if (status == PathStatus::Ok) return "exists";
+  if (is_stale(status)) return "does not exist";
+  return "could not check: " + unchecked(status, detail);
+}
 
 // The cache directory, its layer, and every lower layer that is set (what
 // it shadows).
@@ -46,14 +57,26 @@ int run_path(const GlobalOptions& global, const PathOptions& options) {
   Registry registry = open_registry(global);
   if (!options.explain) {
     std::optional<std::string> path = registry.cached_model_path(options.name);
-    if (!path) return kExitNegative;
+    if (!path) {
+      // Not cached as far as cached_model_path() can tell; say so when that
+      // is only because <cache dir>/NAME could not be checked.
+      Resolution r = registry.resolve(options.name);
+      if (r.source == ResolveSource::None && !is_stale(r.fallback_status)) {
+        std::cerr << "tfimm-cache: note: could not check " << printable(r.fallback_path) << " ("
+                  << unchecked(r.fallback_status, r.fallback_detail) << "); `tfimm-cache path "
+                  << printable(options.name)
+                  << " --explain` shows where the model was looked for\n";
+      }
+      return kExitNegative;
+    }
     std::cout << *path << '\n';  // exactly as the library gives it, for scripts
     return kExitOk;
   }
 
   Resolution r = registry.resolve(options.name);
   if (r.path) {
-    std::cout << "path:      " << printable(*r.path) << " (" << exists_word(r.exists) << ")\n";
+    std::cout << "path:      " << printable(*r.path) << " (" << exists_words(r.status, r.detail)
+              << ")\n";
   } else {
     std::cout << "path:      none: " << printable(options.name) << " is not cached\n";
   }
@@ -66,7 +89,7 @@ int run_path(const GlobalOptions& global, const PathOptions& options) {
       }
       std::cout << '\n';
       std::cout << "shadows:   " << printable(r.fallback_path) << " (<cache dir>/<name>, "
-                << exists_word(r.fallback_exists) << ")\n";
+                << exists_words(r.fallback_status, r.fallback_detail) << ")\n";
       break;
     case ResolveSource::CacheDir:
       std::cout << "source:    cache directory (" << describe(r.cache_dir.source)
@@ -74,7 +97,11 @@ int run_path(const GlobalOptions& global, const PathOptions& options) {
       break;
     case ResolveSource::None:
       std::cout << "source:    none: no model-specific entry, and " << printable(r.fallback_path)
-                << " does not exist\n";
+                << (is_stale(r.fallback_status)
+                        ? " does not exist"
+                        : " could not be checked (" +
+                              unchecked(r.fallback_status, r.fallback_detail) + ")")
+                << '\n';
       break;
   }
   explain_cache_dir(r.cache_dir);

@@ -127,17 +127,6 @@ enum class ResolveSource {
   None,      // nothing: the model is not cached
 };
 
-struct Resolution {
-  std::string name;
-  std::optional<std::string> path;  // what cached_model_path() returns
-  ResolveSource source = ResolveSource::None;
-  bool exists = false;         // whether `path` exists now
-  std::optional<Entry> entry;  // the model-specific entry, if any
-  CacheDir cache_dir;          // the cache directory and its origin
-  std::string fallback_path;   // <cache dir>/<name>
-  bool fallback_exists = false;
-};
-
 // State of one path on disk, as an audit sees it.
 enum class PathStatus {
   Ok,             // exists (following symlinks)
@@ -159,6 +148,24 @@ PathStatus check_path(const std::string& path, std::string* detail = nullptr);
 // A path that certainly no longer exists, so that prune may forget its
 // entry: Missing, DanglingLink or NotADirectory.
 bool is_stale(PathStatus status) noexcept;
+
+struct Resolution {
+  std::string name;
+  std::optional<std::string> path;  // what cached_model_path() returns
+  ResolveSource source = ResolveSource::None;
+  bool exists = false;           // whether `path` exists now: status == Ok
+  std::optional<Entry> entry;    // the model-specific entry, if any
+  CacheDir cache_dir;            // the cache directory and its origin
+  std::string fallback_path;     // <cache dir>/<name>
+  bool fallback_exists = false;  // fallback_status == Ok
+  // What check_path() found for the entry's path (without an entry: for
+  // fallback_path) and for fallback_path, with its detail. NotAccessible and
+  // Error mean "could not check", not "does not exist".
+  PathStatus status = PathStatus::Missing;
+  std::string detail;
+  PathStatus fallback_status = PathStatus::Missing;
+  std::string fallback_detail;
+};
 
 struct AuditItem {
   Entry entry;
@@ -369,6 +376,10 @@ class Registry {
   // and records when each path was first found missing (cleared when found
   // again). Never changes or deletes files.
   AuditReport audit(const AuditOptions& options = {});
+  // The checks of audit(), the same way (in parallel, progress on the
+  // calling thread), for every entry, sorted by name; records nothing and
+  // never writes, so it works on a registry this process can only read.
+  std::vector<AuditItem> check_entries(const AuditOptions& options = {});
 
   // Forgets entries whose path is missing or a dangling link, unless locked
   // or, with `expire`, missing for less than that. One transaction; an entry

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "disagreeing_mount.hpp"
 #include "tool_test.hpp"
 
 using tfimm::tooltest::lines;
@@ -113,4 +114,33 @@ TEST_CASE("audit --jobs takes a number of parallel checks from 1", "[audit]") {
   CHECK(tool.run({"audit", "-j", "1", "--json"}).exit_code == 0);
   require_error(tool.run({"audit", "--jobs", "0"}), 2);
   require_error(tool.run({"audit", "--jobs", "many"}), 2);
+}
+
+TEST_CASE(
+    "audit reports ok for every path a case-insensitive or automount share leaves out of its "
+    "listing, and missing for a truly absent one (skipped without FUSE)",
+    "[audit][fuse]") {
+  Tool tool;
+  const std::string listing = GENERATE(std::string("swapcase"), std::string("none"));
+  tfimm::test::DisagreeingMount::Options options;
+  options.listing = listing;
+  for (int i = 0; i < 9; ++i) options.exists.push_back("models/m" + std::to_string(i));
+  tfimm::test::DisagreeingMount share(tool.path("share"), options);
+  if (!share.usable()) return;
+  INFO("listing: " << listing);
+  for (int i = 0; i < 9; ++i) {
+    const std::string name = "m" + std::to_string(i);
+    tool.ok({"set", name, share / ("models/" + name)});
+  }
+  tool.ok({"set", "absent", share / "models/absent"});
+
+  auto json = tool.json({"audit", "--json"}, 1);
+  REQUIRE(json.size() == 10);
+  for (const auto& item : json) {
+    INFO(item.dump());
+    CHECK(item.at("status") == (item.at("name") == "absent" ? "missing" : "ok"));
+  }
+  auto r = tool.run({"audit"});
+  CHECK(r.exit_code == 1);
+  CHECK(lines(r.out).back().find("10 entries checked, 9 ok, 1 missing; 1 stale") == 0);
 }

@@ -1,10 +1,14 @@
 // tfimm-cache list
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <regex>
 
+#include "disagreeing_mount.hpp"
 #include "tool_test.hpp"
 
+using tfimm::tooltest::has_escape;
 using tfimm::tooltest::lines;
+using tfimm::tooltest::run_in_terminal;
 using tfimm::tooltest::Tool;
 
 namespace {
@@ -59,10 +63,11 @@ TEST_CASE("list --json has one object per entry with the documented fields", "[l
   REQUIRE(json.is_array());
   REQUIRE(json.size() == 2);
   for (const auto& item : json) {
-    CHECK(item.size() == 7);
+    CHECK(item.size() == 8);
     CHECK(item.at("name").is_string());
     CHECK(item.at("path").is_string());
     CHECK(item.at("exists").is_boolean());
+    CHECK(item.at("status").is_string());
     CHECK(item.at("locked").is_boolean());
     CHECK(item.at("lock_reason").is_string());
     CHECK(is_iso_utc(item.at("created_at").get<std::string>()));
@@ -71,9 +76,11 @@ TEST_CASE("list --json has one object per entry with the documented fields", "[l
   CHECK(json[0]["name"] == "resnet18");
   CHECK(json[0]["path"] == here);
   CHECK(json[0]["exists"] == true);
+  CHECK(json[0]["status"] == "ok");
   CHECK(json[0]["locked"] == false);
   CHECK(json[1]["name"] == "vit");
   CHECK(json[1]["exists"] == false);
+  CHECK(json[1]["status"] == "missing");
   CHECK(json[1]["locked"] == true);
   CHECK(json[1]["lock_reason"] == "usb");
 }
@@ -121,4 +128,100 @@ TEST_CASE("list, audit and history --json print the array as one formatted docum
   CHECK(audit.exit_code == 1);
   CHECK(audit.out == canonical(audit.out));
   CHECK(nlohmann::json::parse(audit.out).size() == 3);
+}
+
+TEST_CASE(
+    "list says unknown, not no, for a path it could not check, in text and in JSON (skipped "
+    "without FUSE)",
+    "[list][json][fuse]") {
+  Tool tool;
+  tfimm::test::DisagreeingMount::Options options;
+  options.exists = {"models/here"};
+  options.fail = {{"models/denied", "EACCES"}, {"models/broken", "EIO"}};
+  tfimm::test::DisagreeingMount share(tool.path("share"), options);
+  if (!share.usable()) return;
+  for (const char* name : {"here", "gone", "denied", "broken"}) {
+    tool.ok({"set", name, share / (std::string("models/") + name)});
+  }
+
+  auto json = tool.json({"list", "--json"});
+  REQUIRE(json.size() == 4);
+  const auto field = [&](std::size_t i, const char* key) { return json[i].at(key); };
+  CHECK(field(0, "name") == "broken");
+  CHECK(field(0, "exists").is_null());
+  CHECK(field(0, "status") == "error");
+  CHECK(field(1, "name") == "denied");
+  CHECK(field(1, "exists").is_null());
+  CHECK(field(1, "status") == "not_accessible");
+  CHECK(field(2, "name") == "gone");
+  CHECK(field(2, "exists") == false);
+  CHECK(field(2, "status") == "missing");
+  CHECK(field(3, "name") == "here");
+  CHECK(field(3, "exists") == true);
+  CHECK(field(3, "status") == "ok");
+
+  auto table = lines(tool.ok({"list"}));
+  REQUIRE(table.size() == 5);
+  const auto exists = table[0].find("EXISTS");
+  CHECK(table[1].substr(exists).rfind("unknown: error", 0) == 0);
+  CHECK(table[2].substr(exists).rfind("unknown: not_accessible", 0) == 0);
+  CHECK(table[3].substr(exists) == "no");
+  CHECK(table[4].substr(exists) == "yes");
+}
+
+TEST_CASE(
+    "list checks paths in parallel, --jobs at once, with a progress bar only at a terminal "
+    "(skipped without FUSE)",
+    "[list][fuse]") {
+  Tool tool;
+  constexpr int kDelayMs = 200;
+  constexpr int kPaths = 20;
+  tfimm::test::DisagreeingMount::Options options;
+  options.delay_ms = kDelayMs;
+  nlohmann::json models = nlohmann::json::array();
+  for (int i = 0; i < kPaths; ++i) {
+    // One directory each: every path costs at least two slow lookups.
+    options.exists.push_back("d" + std::to_string(i) + "/model");
+    models.push_back({{"name", "m" + std::to_string(i)},
+                      {"path", tool.path("share/d" + std::to_string(i) + "/model")},
+                      {"locked", false},
+                      {"lock_reason", ""}});
+  }
+  tfimm::test::DisagreeingMount share(tool.path("share"), options);
+  if (!share.usable()) return;
+  const nlohmann::json backup{
+      {"format", "tfimm-cache-export"}, {"version", 1}, {"cache_dir", nullptr}, {"models", models}};
+  tool.ok({"import", "-"}, backup.dump());
+
+  const auto timed = [&](const std::vector<std::string>& args) {
+    const auto start = std::chrono::steady_clock::now();
+    auto json = tool.json(args);
+    const auto took = std::chrono::steady_clock::now() - start;
+    REQUIRE(json.size() == kPaths);
+    for (const auto& item : json) CHECK(item.at("status") == "ok");
+    return std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+  };
+  // One path after the other, the checks alone would take this long at least.
+  const long serial_ms = kPaths * kDelayMs;
+  const long parallel_ms = timed({"list", "--json"});
+  CHECK(parallel_ms < serial_ms / 2);
+  // Four at a time: five rounds of at least one slow lookup each.
+  const long four_ms = timed({"list", "--json", "--jobs", "4"});
+  CHECK(four_ms >= kPaths / 4 * kDelayMs);
+  INFO("default: " << parallel_ms << " ms, --jobs 4: " << four_ms << " ms");
+
+  const auto piped = tool.run({"list"});
+  CHECK(piped.exit_code == 0);
+  CHECK_FALSE(has_escape(piped.err));
+  const std::string seen =
+      run_in_terminal({TFIMM_TOOL, "--registry", tool.registry(), "list"}, {{"TERM", "xterm"}});
+  CHECK(seen.find("checking paths [") != std::string::npos);
+  CHECK(seen.find("m19") != std::string::npos);
+}
+
+TEST_CASE("list --jobs takes a number of parallel checks from 1", "[list]") {
+  Tool tool;
+  tool.ok({"set", "resnet18", tool.make_dir("w/resnet18")});
+  CHECK(tool.ok({"list", "--jobs", "1"}).find("resnet18") != std::string::npos);
+  tfimm::tooltest::require_error(tool.run({"list", "--jobs", "0"}), 2);
 }

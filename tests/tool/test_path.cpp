@@ -1,6 +1,7 @@
 // tfimm-cache path
 #include <catch2/catch.hpp>
 
+#include "disagreeing_mount.hpp"
 #include "tool_test.hpp"
 
 using tfimm::tooltest::require_error;
@@ -85,4 +86,48 @@ TEST_CASE("path --explain of a model that is not cached says why and exits 1", "
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("resnet18 is not cached") != std::string::npos);
   CHECK(r.out.find(tool.home() + "/.cache/tfimm/resnet18 does not exist") != std::string::npos);
+}
+
+TEST_CASE(
+    "path and path --explain say that a path could not be checked rather than that it does not "
+    "exist (skipped without FUSE)",
+    "[path][explain][fuse]") {
+  Tool tool;
+  tfimm::test::DisagreeingMount::Options options;
+  options.exists = {"models/resnet18", "cache"};
+  options.fail = {{"models/broken", "EIO"}, {"cache/vit", "EACCES"}, {"cache/broken", "ESTALE"}};
+  tfimm::test::DisagreeingMount share(tool.path("share"), options);
+  if (!share.usable()) return;
+  tool.ok({"set-dir", share / "cache"});
+  tool.ok({"set", "broken", share / "models/broken"});
+
+  // An entry whose path answers with an I/O error, shadowing a fallback that
+  // answers with a stale handle.
+  auto out = tool.ok({"path", "broken", "--explain"});
+  CHECK(out.find("path:      " + share / "models/broken" +
+                 " (could not check: error, Input/output error)\n") != std::string::npos);
+  CHECK(out.find("shadows:   " + share / "cache/broken" +
+                 " (<cache dir>/<name>, could not check: error, Stale file handle)\n") !=
+        std::string::npos);
+  CHECK(out.find("does not exist") == std::string::npos);
+
+  // No entry, and <cache dir>/vit cannot be reached: not cached, but not
+  // "does not exist" either.
+  auto r = tool.run({"path", "vit"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.empty());
+  CHECK(r.err == "tfimm-cache: note: could not check " + share / "cache/vit" +
+                     " (not_accessible, Permission denied); `tfimm-cache path vit --explain` "
+                     "shows where the model was looked for\n");
+  auto explained = tool.run({"path", "vit", "--explain"});
+  CHECK(explained.exit_code == 1);
+  CHECK(explained.out.find("source:    none: no model-specific entry, and " + share / "cache/vit" +
+                           " could not be checked (not_accessible, Permission denied)\n") !=
+        std::string::npos);
+
+  // A model truly absent from the same directory still does not exist.
+  auto absent = tool.run({"path", "mobilenet", "--explain"});
+  CHECK(absent.exit_code == 1);
+  CHECK(absent.out.find(share / "cache/mobilenet" + " does not exist\n") != std::string::npos);
+  CHECK(tool.run({"path", "mobilenet"}).err.empty());
 }

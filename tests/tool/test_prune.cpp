@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <regex>
 
+#include "disagreeing_mount.hpp"
 #include "rawdb.hpp"
 #include "tool_test.hpp"
 
@@ -138,4 +139,36 @@ TEST_CASE("prune --expire with a malformed age exits 2 and changes nothing", "[p
   }
   CHECK(tool.snapshot() == before);
   CHECK(tool.json({"audit", "--json"}, 1)[0]["name"] == "gone");
+}
+
+TEST_CASE(
+    "prune and prune --dry-run forget no entry that a case-insensitive or automount share "
+    "leaves out of its listing (skipped without FUSE)",
+    "[prune][fuse]") {
+  Tool tool;
+  const std::string listing = GENERATE(std::string("swapcase"), std::string("none"));
+  tfimm::test::DisagreeingMount::Options options;
+  options.listing = listing;
+  for (int i = 0; i < 9; ++i) options.exists.push_back("models/m" + std::to_string(i));
+  tfimm::test::DisagreeingMount share(tool.path("share"), options);
+  if (!share.usable()) return;
+  INFO("listing: " << listing);
+  for (int i = 0; i < 9; ++i) {
+    const std::string name = "m" + std::to_string(i);
+    tool.ok({"set", name, share / ("models/" + name)});
+  }
+  tool.ok({"set", "absent", share / "models/absent"});
+
+  auto dry = lines(tool.ok({"prune", "--dry-run"}));
+  REQUIRE(dry.size() == 3);
+  CHECK(starts_with_columns(dry[1], "would forget absent missing"));
+  CHECK(dry[2] == "dry run, nothing changed: checked 10 entries, would forget 1, kept 0 locked");
+
+  auto done = lines(tool.ok({"prune"}));
+  REQUIRE(done.size() == 3);
+  CHECK(starts_with_columns(done[1], "forgot absent missing"));
+  CHECK(done[2] == "checked 10 entries, forgot 1, kept 0 locked");
+  auto left = tool.json({"list", "--json"});
+  CHECK(names(left) ==
+        std::vector<std::string>{"m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"});
 }
