@@ -564,8 +564,9 @@ void Store::fail(const std::exception& error, const char* operation) {
       // SQLite does not always keep the system's reason (a file-size limit
       // reads as a plain write error), so name the likely ones.
       const int extended = sq->getExtendedErrorCode();
-      const bool writing = extended == SQLITE_IOERR_WRITE || extended == SQLITE_IOERR_FSYNC ||
-                           extended == SQLITE_IOERR_TRUNCATE;
+      // Anything but a read may be a write that did not fit: of the log, of
+      // the -shm (made and grown when a connection opens), of the file.
+      const bool writing = extended != SQLITE_IOERR_READ && extended != SQLITE_IOERR_SHORT_READ;
       throw RegistryError(path_, "could not " + doing + ": " + error.what() +
                                      (writing ? " (the disk may be full, or a quota or "
                                                 "file-size limit reached)"

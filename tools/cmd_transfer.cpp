@@ -19,6 +19,10 @@ namespace {
 std::string errno_text() { return std::strerror(errno); }
 
 // The whole of `file`, or of standard input for "-". Throws UsageError.
+// An export of a million entries is about 150 MB; anything past this is not
+// an export file (a device that never ends, such as /dev/zero, included).
+constexpr std::size_t kMaxImportBytes = std::size_t{1} << 30;
+
 std::string read_input(const std::string& file) {
   int fd = STDIN_FILENO;
   if (file != "-") {
@@ -37,6 +41,13 @@ std::string read_input(const std::string& file) {
     }
     if (n == 0) break;
     text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxImportBytes) {
+      if (fd != STDIN_FILENO) ::close(fd);
+      throw UsageError("cannot import " + printable(file) + ": it is larger than " +
+                       std::to_string(kMaxImportBytes >> 30) +
+                       " GiB, far more than an export of a million entries; nothing was "
+                       "changed. Check that it is an export file");
+    }
   }
   if (fd != STDIN_FILENO) ::close(fd);
   return text;

@@ -4,6 +4,7 @@
 // chosen subcommand, and is the one place where exceptions become messages
 // and exit codes.
 #include <algorithm>
+#include <csignal>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -375,6 +376,10 @@ int run(int argc, char** argv);
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) reached by a write would otherwise kill
+  // the program without a word; ignored, the write fails with EFBIG and the
+  // library says which file could not be written.
+  std::signal(SIGXFSZ, SIG_IGN);
   check_stdout_writes();
   // Refused before anything runs, so that nothing is changed by a command
   // whose report could not be printed at all.

@@ -252,3 +252,25 @@ TEST_CASE("a transaction killed half-written in rollback-journal mode is never r
   // A process that can write the registry rolls the journal back.
   CHECK(tool.run({"path", "a"}, {}, network).out == "/committed\n");
 }
+
+TEST_CASE("a file-size limit reached by a write gives one error line, not a killed program",
+          "[registry-file]") {
+  Tool tool;
+  tool.ok({"set", "resnet18", "/data/resnet18"});
+  std::string records;
+  for (int i = 0; i < 3000; ++i) {
+    records +=
+        R"({"name": "m)" + std::to_string(i) + R"(", "path": "/p/)" + std::to_string(i) + "\"},\n";
+  }
+  tfimm::test::write_file(tool.path("big.json"),
+                          R"({"format": "tfimm-cache-export", "version": 1, "models": [)" +
+                              records + R"({"name": "last", "path": "/l"}]})");
+  const auto r =
+      t::run_process({"sh", "-c", "ulimit -f 40; exec \"$0\" --registry \"$1\" import \"$2\"",
+                      TFIMM_TOOL, tool.registry(), tool.path("big.json")});
+  INFO(r.out << r.err);
+  CHECK(r.signal == 0);
+  CHECK(r.exit_code == 3);
+  CHECK(r.err.find("file-size limit") != std::string::npos);
+  CHECK(tool.ok({"list"}).find("m0") == std::string::npos);
+}
