@@ -751,8 +751,25 @@ void Store::write(const std::function<void()>& body, bool commit) {
     fail(e, "start a write");
   }
   ++depth_;
+  // A child forked inside `body` (a transaction body runs the caller's
+  // code): the transaction and its connection are the parent's, which
+  // commits or rolls it back; here they are abandoned untouched.
+  const auto inherited = [&] {
+    if (owner_fork_ == fork_generation()) return false;
+    std::lock_guard<std::mutex> lock(abandoned_mutex);
+    abandoned.push_back(conn_.release());
+    close_file_handle();
+    return true;
+  };
   try {
     body();
+    if (owner_fork_ != fork_generation()) {
+      throw TransactionMisuse("this process was forked inside a transaction() body on registry " +
+                              path_ +
+                              "; the transaction belongs to the parent process, which commits "
+                              "or rolls it back, and this process wrote nothing. The registry "
+                              "is usable again: write after transaction() returns");
+    }
     if (commit) {
       if (!deferred_.empty()) write_deferred();
     } else {
@@ -767,14 +784,14 @@ void Store::write(const std::function<void()>& body, bool commit) {
   } catch (const SQLite::Exception& e) {
     drop_deferred();
     depth_ = 0;
-    if (!sqlite3_get_autocommit(db.getHandle())) {
+    if (!inherited() && !sqlite3_get_autocommit(db.getHandle())) {
       sqlite3_exec(db.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
     }
     fail(e, "write");
   } catch (...) {
     drop_deferred();
     depth_ = 0;
-    if (!sqlite3_get_autocommit(db.getHandle())) {
+    if (!inherited() && !sqlite3_get_autocommit(db.getHandle())) {
       sqlite3_exec(db.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
     }
     throw;
