@@ -34,8 +34,8 @@ Shared& shared() {
 thread_local unsigned held = 0;
 
 std::string misuse_inside_body(const std::string& path, const char* member) {
-  return std::string("Registry::") + member + " was called inside a transaction() body on registry " +
-         path +
+  return std::string("Registry::") + member +
+         " was called inside a transaction() body on registry " + path +
          " by the thread running that body; it was refused and the transaction is unchanged. "
          "Inside the body use the Transaction& passed to it, or call " +
          member + " before or after transaction()";
@@ -173,8 +173,7 @@ void CallMutex::check_in_body(const char* member) const {
   }
   if (body_fork_ != s.forks) {
     throw TransactionMisuse(
-        name + " was called in a process forked inside a transaction() body on registry " +
-        path_ +
+        name + " was called in a process forked inside a transaction() body on registry " + path_ +
         "; the transaction belongs to the parent process, which commits or rolls it back. It "
         "was refused and this process changed nothing. Write through the Registry after "
         "transaction() returns");

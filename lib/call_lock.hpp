@@ -62,8 +62,7 @@ class CallMutex {
 // name, for the refusal message.
 class CallLock {
  public:
-  explicit CallLock(CallMutex& mutex, const char* member = __builtin_FUNCTION())
-      : mutex_(mutex) {
+  explicit CallLock(CallMutex& mutex, const char* member = __builtin_FUNCTION()) : mutex_(mutex) {
     mutex_.lock(member);
   }
   ~CallLock() { mutex_.unlock(); }

@@ -40,6 +40,29 @@ constexpr const char* kModelColumns =
 // untouched and reachable, for the life of the process.
 std::mutex abandoned_mutex;
 std::vector<void*> abandoned;
+// Registry files whose write transaction was open in a connection abandoned
+// here (a child forked inside a transaction). SQLite keeps that lock in its
+// bookkeeping of this process for as long as the connection exists, that is
+// for ever: this process can still read the file, but never write it.
+std::vector<std::string> write_locked;
+std::atomic<bool> any_write_locked{false};
+
+// Moves an inherited connection to `abandoned`, noting a write lock it holds
+// (sqlite3_txn_state reads the connection's memory only).
+void abandon(void* connection, sqlite3* handle, const std::string& path) {
+  std::lock_guard<std::mutex> lock(abandoned_mutex);
+  if (sqlite3_txn_state(handle, "main") == SQLITE_TXN_WRITE) {
+    write_locked.push_back(path);
+    any_write_locked = true;
+  }
+  abandoned.push_back(connection);
+}
+
+bool write_locked_here(const std::string& path) {
+  if (!any_write_locked) return false;
+  std::lock_guard<std::mutex> lock(abandoned_mutex);
+  return std::find(write_locked.begin(), write_locked.end(), path) != write_locked.end();
+}
 
 // fork() children seen by this process, counted in the child by an atfork
 // handler: a Store notices it runs in a child without a getpid() system
@@ -398,8 +421,8 @@ Store::Store(std::string path, std::chrono::milliseconds busy_timeout)
 
 Store::~Store() {
   if (conn_ && owner_fork_ != fork_generation()) {
-    std::lock_guard<std::mutex> lock(abandoned_mutex);
-    abandoned.push_back(conn_.release());
+    abandon(conn_.get(), conn_->db.getHandle(), path_);
+    conn_.release();
   }
   conn_.reset();
   close_file_handle();
@@ -465,8 +488,8 @@ void Store::fail(const std::exception& error, const char* operation) {
 bool Store::open(bool create) {
   if (conn_ && owner_fork_ != fork_generation()) {
     // A child after fork(): never touch the parent's connection.
-    std::lock_guard<std::mutex> lock(abandoned_mutex);
-    abandoned.push_back(conn_.release());
+    abandon(conn_.get(), conn_->db.getHandle(), path_);
+    conn_.release();
     depth_ = 0;
   }
   if (conn_) {
@@ -744,6 +767,14 @@ void Store::write(const std::function<void()>& body, bool commit) {
     }
   }
   open(true);
+  if (write_locked_here(path_)) {
+    throw RegistryBusy(path_, "registry " + path_ +
+                                  " cannot be written by this process: it was forked while a "
+                                  "transaction of it was open, and SQLite keeps that "
+                                  "transaction's lock for the life of this process. Nothing was "
+                                  "changed; reads still work. Write from the parent, or from a "
+                                  "program started with exec()");
+  }
   auto& db = conn_->db;
   try {
     db.exec("BEGIN IMMEDIATE");
@@ -756,8 +787,8 @@ void Store::write(const std::function<void()>& body, bool commit) {
   // commits or rolls it back; here they are abandoned untouched.
   const auto inherited = [&] {
     if (owner_fork_ == fork_generation()) return false;
-    std::lock_guard<std::mutex> lock(abandoned_mutex);
-    abandoned.push_back(conn_.release());
+    abandon(conn_.get(), db.getHandle(), path_);
+    conn_.release();
     close_file_handle();
     return true;
   };
@@ -767,8 +798,8 @@ void Store::write(const std::function<void()>& body, bool commit) {
       throw TransactionMisuse("this process was forked inside a transaction() body on registry " +
                               path_ +
                               "; the transaction belongs to the parent process, which commits "
-                              "or rolls it back, and this process wrote nothing. The registry "
-                              "is usable again: write after transaction() returns");
+                              "or rolls it back, and this process wrote nothing. It can still "
+                              "read the registry; write from the parent");
     }
     if (commit) {
       if (!deferred_.empty()) write_deferred();

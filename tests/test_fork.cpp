@@ -190,10 +190,12 @@ TEST_CASE("a child forked while other threads use the default registry reads and
         for (int i = 0; i < 50; ++i) {
           let_run(traffic, 5);
           const std::string name = "child" + std::to_string(i);
-          const int rc = in_child([&] {
-            tfimm::set_model_cache(name, "/data/" + name);
-            return tfimm::cached_model_path(name) == "/data/" + name ? 0 : 1;
-          }, 10s);
+          const int rc = in_child(
+              [&] {
+                tfimm::set_model_cache(name, "/data/" + name);
+                return tfimm::cached_model_path(name) == "/data/" + name ? 0 : 1;
+              },
+              10s);
           if (rc != 0) {
             std::fprintf(stderr, "fork %d: child ended with %d\n", i, rc);
             ++failed;
@@ -209,4 +211,166 @@ TEST_CASE("a child forked while other threads use the default registry reads and
   CHECK(scenario == 0);
   Registry fresh(ctx.path("default.db"));
   CHECK(fresh.list_cached_models().size() == 1 + 20 + 50);
+}
+
+TEST_CASE("a child forked inside a transaction body cannot use the parent's transaction",
+          "[fork]") {
+  t::TestContext ctx;
+  const std::string file = ctx.path("registry.db");
+  Registry reg(file);
+  reg.set_model_cache("seed", "/data/seed");
+  pid_t pid = -1;
+  try {
+    reg.transaction([&](tfimm::Transaction& tx) {
+      tx.set_model_cache("parent_tx", "/data/parent_tx");
+      pid = ::fork();
+      if (pid != 0) {
+        tx.set_model_cache("parent_tx2", "/data/parent_tx2");
+        return;
+      }
+      // The child, inside the body: the Transaction and the Registry refuse.
+      int rc = 0;
+      try {
+        tx.set_model_cache("child_tx", "/data/child_tx");
+        rc = 1;
+      } catch (const tfimm::TransactionMisuse& e) {
+        if (std::string(e.what()).find("forked inside") == std::string::npos) rc = 2;
+      } catch (...) {
+        rc = 3;
+      }
+      try {
+        reg.list_cached_models();
+        rc = 4;
+      } catch (const tfimm::TransactionMisuse&) {
+      } catch (...) {
+        rc = 5;
+      }
+      if (rc != 0) ::_exit(rc);
+    });
+    if (pid == 0) ::_exit(6);  // transaction() returned in the child as if committed
+  } catch (const tfimm::TransactionMisuse& e) {
+    if (pid != 0) throw;
+    // The child, after the body: transaction() said the transaction is not
+    // its own. SQLite keeps the parent's write lock in this process for
+    // good: reads work, a write is refused at once, saying why.
+    int rc = std::string(e.what()).find("forked inside") == std::string::npos ? 11 : 0;
+    try {
+      if (reg.cached_model_path("seed") != "/data/seed") rc = 7;
+      Registry other(file);
+      if (other.list_cached_models().empty()) rc = 8;
+      const auto start = std::chrono::steady_clock::now();
+      try {
+        other.set_model_cache("child_after", "/data/child_after");
+        rc = 9;
+      } catch (const tfimm::RegistryBusy& busy) {
+        if (std::string(busy.what()).find("forked while a transaction") == std::string::npos) {
+          rc = 12;
+        }
+      }
+      if (std::chrono::steady_clock::now() - start > 1s) rc = 13;
+    } catch (const std::exception& error) {
+      std::fprintf(stderr, "child: %s\n", error.what());
+      rc = 14;
+    }
+    ::_exit(rc);
+  } catch (...) {
+    if (pid == 0) ::_exit(10);
+    throw;
+  }
+  REQUIRE(pid > 0);
+  CHECK(wait_for(pid, 15s) == 0);
+  CHECK(reg.list_cached_models() == std::vector<std::string>{"parent_tx", "parent_tx2", "seed"});
+}
+
+TEST_CASE("a child forked inside an audit progress callback uses the registry, then exits",
+          "[fork]") {
+  t::TestContext ctx;
+  const std::string file = ctx.path("registry.db");
+  Registry reg(file);
+  t::make_dirs(ctx.path("models/here"));
+  for (int i = 0; i < 40; ++i) {
+    reg.set_model_cache("m" + std::to_string(i),
+                        ctx.path(i % 2 == 0 ? "models/here" : "models/gone"));
+  }
+  // Other threads wait for the audit meanwhile: fork() must not wait for them.
+  Traffic traffic(2, [&](int thread, long n) {
+    if (thread == 0)
+      reg.set_model_cache("w" + std::to_string(n % 5), "/data/w");
+    else
+      reg.entries();
+  });
+  let_run(traffic, 5);
+  int child = kHung + 1;
+  tfimm::AuditOptions options;
+  options.threads = 4;
+  options.progress = [&](std::size_t, std::size_t) {
+    if (child != kHung + 1) return;
+    child = in_child([&] {
+      // Inside the callback, on the thread that holds the registry.
+      reg.set_model_cache("from_callback", "/data/from_callback");
+      if (reg.cached_model_path("from_callback") != "/data/from_callback") return 1;
+      Registry other(file);
+      if (!other.entry("m0")) return 2;
+      other.set_model_cache("from_other", "/data/from_other");
+      return 0;  // _exit() before returning from the callback
+    });
+  };
+  const auto report = reg.audit(options);
+  let_run(traffic, 5);
+  traffic.stop();
+  CHECK(child == 0);
+  int missing = 0;
+  for (const auto& item : report.items) {
+    missing += item.entry.name[0] == 'm' && item.status == tfimm::PathStatus::Missing;
+  }
+  CHECK(missing == 20);
+  CHECK(reg.cached_model_path("from_callback") == "/data/from_callback");
+  CHECK(reg.cached_model_path("from_other") == "/data/from_other");
+  CHECK(traffic.failures() == 0);
+}
+
+TEST_CASE(
+    "a child forked while a thread in one registry's transaction waits for another "
+    "gets both registries working",
+    "[fork]") {
+  t::TestContext ctx;
+  Registry first(ctx.path("first.db"));
+  Registry second(ctx.path("second.db"));
+  first.set_model_cache("a", "/data/a");
+  std::atomic<bool> waiting{false};
+  std::thread blocked;
+  int child = kHung + 1;
+  tfimm::AuditOptions options;
+  options.progress = [&](std::size_t, std::size_t) {
+    if (child != kHung + 1) return;
+    // This thread holds `first`; another thread, inside a transaction of
+    // `second`, now waits for `first`.
+    blocked = std::thread([&] {
+      second.transaction([&](tfimm::Transaction& tx) {
+        tx.set_model_cache("in_second", "/data/in_second");
+        waiting = true;
+        tx.set_model_cache("a_seen", first.cached_model_path("a").value_or("none"));
+      });
+    });
+    while (!waiting) std::this_thread::yield();
+    std::this_thread::sleep_for(100ms);
+    child = in_child([&] {
+      // `second` reads here; its write lock is the parent's transaction's.
+      if (second.cached_model_path("in_second")) return 1;  // not committed
+      if (!second.list_cached_models().empty()) return 2;
+      try {
+        second.set_model_cache("child", "/data/child");
+        return 4;
+      } catch (const tfimm::RegistryBusy&) {
+      }
+      first.set_model_cache("child", "/data/child");
+      return first.cached_model_path("child") == "/data/child" ? 0 : 3;
+    });
+  };
+  first.audit(options);
+  blocked.join();
+  CHECK(child == 0);
+  CHECK(second.list_cached_models() == std::vector<std::string>{"a_seen", "in_second"});
+  CHECK(second.cached_model_path("a_seen") == "/data/a");
+  CHECK(first.cached_model_path("child") == "/data/child");
 }

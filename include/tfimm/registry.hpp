@@ -4,15 +4,19 @@
 // A Registry owns one connection, opened lazily on first use and reopened
 // after fork() in the child. Every member is safe to call from several threads
 // (calls are serialised). fork() is safe while other threads are inside calls:
-// it waits for the calls running on other threads to return (a call waiting
-// for another process's lock waits up to the busy timeout), so the child gets
-// a working Registry. A child forked from inside an audit or prune progress
-// callback may use the registry there, but must _exit() or exec() before
-// returning from the callback: the checking threads stayed in the parent. Reads of a registry file that does not exist yet
-// answer as an empty registry and create nothing; the first write creates the
-// file and its parent directories. If the file is deleted or replaced while a
-// Registry has it open, nothing is ever written into the old file: the next
-// write throws RegistryError saying so, the next read reopens the path.
+// it waits for the calls running on other threads to return (one waiting for
+// another process's lock waits up to the busy timeout), and the child gets a
+// working Registry. A child forked inside a transaction body can read the
+// registry file but never write it (see transaction()). A child forked inside
+// an audit or prune progress callback may use the registry there, but must
+// _exit() or exec() before it returns from the callback: the checking threads
+// stayed in the parent.
+//
+// Reads of a registry file that does not exist yet answer as an empty
+// registry and create nothing; the first write creates the file and its
+// parent directories. If the file is deleted or replaced while a Registry has
+// it open, nothing is ever written into the old file: the next write throws
+// RegistryError saying so, the next read reopens the path.
 #pragma once
 
 #include <chrono>
@@ -170,7 +174,8 @@ struct AuditOptions {
   // Paths checked at once; 0 picks a default. Network shares answer slowly,
   // so checks run in parallel.
   unsigned threads = 0;
-  // Called from the calling thread as checks complete: (done, total).
+  // Called from the calling thread as checks complete: (done, total). It may
+  // call the Registry being audited; other threads' calls wait meanwhile.
   std::function<void(std::size_t, std::size_t)> progress;
 };
 
@@ -332,7 +337,8 @@ class Registry {
   // changes nothing; calls from other threads wait until the transaction
   // ends. In a process forked inside the body the transaction stays the
   // parent's: there, transaction() throws TransactionMisuse when the body
-  // returns, and the Registry is usable again.
+  // returns, and SQLite keeps the parent's write lock for the life of the
+  // child, so its writes to this file throw RegistryBusy at once (reads work).
   void transaction(const std::function<void(Transaction&)>& body);
 
   // -- administration --------------------------------------------------------
