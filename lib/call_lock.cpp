@@ -163,20 +163,21 @@ void CallMutex::leave_body() noexcept {
 void CallMutex::check_in_body(const char* member) const {
   auto& s = shared();
   std::lock_guard<std::mutex> lock(s.mutex);
-  const std::string name = std::string("Transaction::") + member;
   if (!(in_body_ && depth_ > 0 && owner_ == std::this_thread::get_id())) {
     throw TransactionMisuse(
-        name + " was called outside its transaction() body on registry " + path_ +
+        std::string("Transaction::") + member +
+        " was called outside its transaction() body on registry " + path_ +
         " (after the body returned, or from another thread than the body's); it was refused "
         "and nothing was changed. Use a Transaction only inside the body it is passed to, on "
         "the thread running it");
   }
   if (body_fork_ != s.forks) {
     throw TransactionMisuse(
-        name + " was called in a process forked inside a transaction() body on registry " + path_ +
+        std::string("Transaction::") + member +
+        " was called in a process forked inside a transaction() body on registry " + path_ +
         "; the transaction belongs to the parent process, which commits or rolls it back. It "
-        "was refused and this process changed nothing. Write through the Registry after "
-        "transaction() returns");
+        "was refused and this process changed nothing. It can still read the registry through "
+        "the Registry after transaction() returns");
   }
 }
 

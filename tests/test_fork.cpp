@@ -374,3 +374,35 @@ TEST_CASE(
   CHECK(second.cached_model_path("a_seen") == "/data/a");
   CHECK(first.cached_model_path("child") == "/data/child");
 }
+
+TEST_CASE("a child forked while another thread changes the process override reads it",
+          "[fork]") {
+  t::TestContext ctx;
+  Registry reg(ctx.path("registry.db"));
+  std::atomic<bool> stop{false};
+  std::thread changer([&] {
+    for (long n = 0; !stop; ++n) {
+      if (n % 2 == 0) {
+        tfimm::set_dir_override(ctx.path("override"));
+      } else {
+        tfimm::clear_dir_override();
+      }
+      tfimm::dir_override();
+    }
+  });
+  std::vector<int> codes;
+  for (int i = 0; i < 200; ++i) {
+    codes.push_back(in_child(
+        [&] {
+          tfimm::dir_override();
+          reg.get_dir();
+          return 0;
+        },
+        5s));
+    if (codes.back() != 0) break;
+  }
+  stop = true;
+  changer.join();
+  tfimm::clear_dir_override();
+  CHECK(codes == std::vector<int>(200, 0));
+}
