@@ -330,8 +330,8 @@ TEST_CASE("a child forked inside an audit progress callback uses the registry, t
 }
 
 TEST_CASE(
-    "a child forked while a thread in one registry's transaction waits for another "
-    "gets both registries working",
+    "a child forked while another thread's transaction waits for a registry the forking "
+    "thread holds reads that one and writes the other",
     "[fork]") {
   t::TestContext ctx;
   Registry first(ctx.path("first.db"));
@@ -375,8 +375,7 @@ TEST_CASE(
   CHECK(first.cached_model_path("child") == "/data/child");
 }
 
-TEST_CASE("a child forked while another thread changes the process override reads it",
-          "[fork]") {
+TEST_CASE("a child forked while another thread changes the process override reads it", "[fork]") {
   t::TestContext ctx;
   Registry reg(ctx.path("registry.db"));
   std::atomic<bool> stop{false};
