@@ -358,7 +358,14 @@ std::vector<std::string> Transaction::list_cached_models() {
 }
 
 MigrationStatus migration_status(const std::string& path) {
-  return detail::inspect_migrations(normalize_path(path));
+  const auto normal = normalize_path(path);
+  // A call like any Registry's, so that fork() waits for it too: a thread
+  // inside SQLite at fork() may hold one of SQLite's process-wide mutexes,
+  // and the child would hang on it. Never destroyed: it may be called while
+  // static objects are destroyed.
+  static detail::CallMutex* const calls = new detail::CallMutex(normal, [] {});
+  Lock lock(*calls);
+  return detail::inspect_migrations(normal);
 }
 
 }  // namespace tfimm

@@ -405,3 +405,37 @@ TEST_CASE("a child forked while another thread changes the process override read
   tfimm::clear_dir_override();
   CHECK(codes == std::vector<int>(200, 0));
 }
+
+TEST_CASE("a child forked while another thread reads a registry's migration status opens it",
+          "[fork]") {
+  t::TestContext ctx;
+  const std::string file = ctx.path("registry.db");
+  Registry(file).set_model_cache("seed", "/data/seed");
+  std::atomic<bool> stop{false};
+  std::thread reader([&] {
+    while (!stop) {
+      try {
+        tfimm::migration_status(file);
+      } catch (const tfimm::RegistryError&) {
+        // A child opening the file at that moment: not what this tests.
+      }
+    }
+  });
+  std::vector<int> codes;
+  for (int i = 0; i < 300; ++i) {
+    codes.push_back(in_child(
+        [&] {
+          try {
+            if (tfimm::migration_status(file).current != tfimm::schema_version()) return 1;
+          } catch (const tfimm::RegistryError&) {
+            // The parent's reader opening the file at that moment.
+          }
+          return Registry(file).cached_model_path("seed") == "/data/seed" ? 0 : 2;
+        },
+        5s));
+    if (codes.back() != 0) break;
+  }
+  stop = true;
+  reader.join();
+  CHECK(codes == std::vector<int>(300, 0));
+}
