@@ -16,7 +16,7 @@
 namespace tfimm {
 namespace {
 
-using Lock = std::lock_guard<std::recursive_mutex>;
+using Lock = detail::CallLock;
 
 unsigned pick_threads(unsigned wanted, std::size_t items) {
   // Checks mostly wait on the file system (slow network shares), not on the

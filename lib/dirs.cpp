@@ -1,7 +1,10 @@
 #include "dirs.hpp"
 
+#include <pthread.h>
+
 #include <cstdlib>
 #include <mutex>
+#include <new>
 
 #include "quote.hpp"
 #include "tfimm/errors.hpp"
@@ -12,6 +15,15 @@ namespace {
 
 std::mutex override_mutex;
 std::optional<std::string> override_dir;
+
+// fork() while another thread holds override_mutex would leave the child a
+// mutex that nobody unlocks: it is held across fork(), as glibc's malloc does
+// with its locks. Installed while the library loads, before any Registry
+// installs its own handlers, so that this prepare handler runs after theirs:
+// a registry call in flight may still need the mutex.
+const bool override_fork_safe =
+    ::pthread_atfork([] { override_mutex.lock(); }, [] { override_mutex.unlock(); },
+                     [] { new (&override_mutex) std::mutex; }) == 0;
 
 }  // namespace
 

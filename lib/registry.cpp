@@ -11,7 +11,7 @@
 
 namespace tfimm {
 
-using Lock = std::lock_guard<std::recursive_mutex>;
+using Lock = detail::CallLock;
 
 const char* version() noexcept { return TFIMM_VERSION; }
 
@@ -176,8 +176,8 @@ Resolution Registry::resolve(const std::string& name) {
 void Registry::transaction(const std::function<void(Transaction&)>& body) {
   Lock lock(impl_->mutex);
   impl_->store.write([&] {
-    Transaction tx(*impl_);
-    body(tx);
+    detail::InBody in_body(impl_->mutex);
+    body(impl_->transaction);
   });
 }
 
@@ -364,28 +364,47 @@ Diagnosis Registry::diagnose() {
 // -- Transaction --------------------------------------------------------------
 
 void Transaction::set_model_cache(const std::string& name, const std::string& path) {
+  impl_.mutex.check_in_body("set_model_cache");
   check_name(name);
   impl_.store.defer_set(name, normalize_path(path));
 }
 
 bool Transaction::clear_model_cache(const std::string& name) {
+  impl_.mutex.check_in_body("clear_model_cache");
   check_name(name);
   return impl_.clear_model(name);
 }
 
-void Transaction::set_dir(const std::string& path) { impl_.set_dir(normalize_path(path)); }
+void Transaction::set_dir(const std::string& path) {
+  impl_.mutex.check_in_body("set_dir");
+  impl_.set_dir(normalize_path(path));
+}
 
-void Transaction::unset_dir() { impl_.unset_dir(); }
+void Transaction::unset_dir() {
+  impl_.mutex.check_in_body("unset_dir");
+  impl_.unset_dir();
+}
 
 std::optional<std::string> Transaction::cached_model_path(const std::string& name) {
+  impl_.mutex.check_in_body("cached_model_path");
   check_name(name);
   return impl_.cached_model_path(name, true);
 }
 
-std::vector<std::string> Transaction::list_cached_models() { return impl_.store.model_names(); }
+std::vector<std::string> Transaction::list_cached_models() {
+  impl_.mutex.check_in_body("list_cached_models");
+  return impl_.store.model_names();
+}
 
 MigrationStatus migration_status(const std::string& path) {
-  return detail::inspect_migrations(normalize_path(path));
+  const auto normal = normalize_path(path);
+  // A call like any Registry's, so that fork() waits for it too: a thread
+  // inside SQLite at fork() may hold one of SQLite's process-wide mutexes,
+  // and the child would hang on it. Never destroyed: it may be called while
+  // static objects are destroyed.
+  static detail::CallMutex* const calls = new detail::CallMutex(normal, [] {});
+  Lock lock(*calls);
+  return detail::inspect_migrations(normal);
 }
 
 }  // namespace tfimm

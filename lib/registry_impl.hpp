@@ -1,8 +1,9 @@
 // Registry's private state, shared by registry.cpp and audit.cpp.
 #pragma once
 
-#include <mutex>
+#include <new>
 
+#include "call_lock.hpp"
 #include "storage.hpp"
 #include "tfimm/registry.hpp"
 
@@ -10,11 +11,26 @@ namespace tfimm {
 
 struct Registry::Impl {
   Impl(RegistryLocation where, RegistryOptions options)
-      : location(std::move(where)), store(location.path, options.busy_timeout) {}
+      : location(std::move(where)),
+        busy_timeout(options.busy_timeout),
+        mutex(location.path, [this] { forget_store(); }),
+        store(location.path, busy_timeout),
+        transaction(*this) {}
 
   RegistryLocation location;
+  std::chrono::milliseconds busy_timeout;
+  detail::CallMutex mutex;  // one connection, calls serialised (see call_lock.hpp)
   detail::Store store;
-  std::recursive_mutex mutex;  // one connection, calls serialised
+  // The one Transaction passed to every body: it lives as long as the
+  // Registry, so one kept past its body is refused, not a dangling reference.
+  Transaction transaction;
+
+  // A child after fork(), where the thread that held this registry does not
+  // exist: its connection and pending state belong to the parent.
+  void forget_store() noexcept {
+    store.~Store();
+    new (&store) detail::Store(location.path, busy_timeout);
+  }
 
   // Operations that assume a write transaction is open (see Store::write).
   void set_model(const std::string& name, const std::string& normal_path);

@@ -42,6 +42,29 @@ constexpr const char* kModelColumns =
 // untouched and reachable, for the life of the process.
 std::mutex abandoned_mutex;
 std::vector<void*> abandoned;
+// Registry files whose write transaction was open in a connection abandoned
+// here (a child forked inside a transaction). SQLite keeps that lock in its
+// bookkeeping of this process for as long as the connection exists, that is
+// for ever: this process can still read the file, but never write it.
+std::vector<std::string> write_locked;
+std::atomic<bool> any_write_locked{false};
+
+// Moves an inherited connection to `abandoned`, noting a write lock it holds
+// (sqlite3_txn_state reads the connection's memory only).
+void abandon(void* connection, sqlite3* handle, const std::string& path) {
+  std::lock_guard<std::mutex> lock(abandoned_mutex);
+  if (sqlite3_txn_state(handle, "main") == SQLITE_TXN_WRITE) {
+    write_locked.push_back(path);
+    any_write_locked = true;
+  }
+  abandoned.push_back(connection);
+}
+
+bool write_locked_here(const std::string& path) {
+  if (!any_write_locked) return false;
+  std::lock_guard<std::mutex> lock(abandoned_mutex);
+  return std::find(write_locked.begin(), write_locked.end(), path) != write_locked.end();
+}
 
 // fork() children seen by this process, counted in the child by an atfork
 // handler: a Store notices it runs in a child without a getpid() system
@@ -490,8 +513,8 @@ Store::Store(std::string path, std::chrono::milliseconds busy_timeout)
 
 Store::~Store() {
   if (conn_ && owner_fork_ != fork_generation()) {
-    std::lock_guard<std::mutex> lock(abandoned_mutex);
-    abandoned.push_back(conn_.release());
+    abandon(conn_.get(), conn_->db.getHandle(), path_);
+    conn_.release();
   }
   conn_.reset();
   close_file_handle();
@@ -634,8 +657,8 @@ std::string sqlite_uri(const std::string& path, const char* query) {
 bool Store::open(bool create, bool for_write) {
   if (conn_ && owner_fork_ != fork_generation()) {
     // A child after fork(): never touch the parent's connection.
-    std::lock_guard<std::mutex> lock(abandoned_mutex);
-    abandoned.push_back(conn_.release());
+    abandon(conn_.get(), conn_->db.getHandle(), path_);
+    conn_.release();
     depth_ = 0;
   }
   if (conn_ && snapshot_ && (create || for_write || snapshot_changed())) {
@@ -1026,8 +1049,9 @@ void Store::write(const std::function<void()>& body) {
     body();
     return;
   }
+  const unsigned long generation = fork_generation();
+  if (conn_ && owner_fork_ != generation) open(false);
   if (conn_) {
-    if (owner_fork_ != fork_generation()) open(true);
     // A write asks by path: the file at the path must be the one open
     // (a renamed directory or a replaced hard-linked file included).
     if (!still_at_path()) {
@@ -1064,13 +1088,38 @@ void Store::write(const std::function<void()>& body) {
     }
     absent_ = std::move(blocked);
   } else if (open(false, true)) {
+    if (write_locked_here(path_)) {
+      throw RegistryBusy(path_, "registry " + path_ +
+                                    " cannot be written by this process: it was forked while a "
+                                    "transaction of it was open, and SQLite keeps that "
+                                    "transaction's lock for the life of this process. Nothing "
+                                    "was changed; reads still work. Write from the parent, or "
+                                    "from a program started with exec()");
+    }
     begin_write();
   } else {
     absent_ = Absent{};
   }
   ++depth_;
+  // A child forked inside `body` (a transaction body runs the caller's
+  // code): the transaction and its connection are the parent's, which
+  // commits or rolls it back; here they are abandoned untouched.
+  const auto inherited = [&] {
+    if (!conn_ || owner_fork_ == fork_generation()) return false;
+    abandon(conn_.get(), conn_->db.getHandle(), path_);
+    conn_.release();
+    close_file_handle();
+    return true;
+  };
   try {
     body();
+    if (fork_generation() != generation) {
+      throw TransactionMisuse("this process was forked inside a transaction() body on registry " +
+                              path_ +
+                              "; the transaction belongs to the parent process, which commits "
+                              "or rolls it back, and this process wrote nothing. It can still "
+                              "read the registry; write from the parent");
+    }
     if (!deferred_.empty()) write_deferred();
     --depth_;
     if (absent_) {
@@ -1084,13 +1133,13 @@ void Store::write(const std::function<void()>& body) {
     drop_deferred();
     depth_ = 0;
     absent_.reset();
-    end_write();
+    if (!inherited()) end_write();
     fail(e, "write to");
   } catch (...) {
     drop_deferred();
     depth_ = 0;
     absent_.reset();
-    end_write();
+    if (!inherited()) end_write();
     throw;
   }
 }

@@ -23,7 +23,7 @@ namespace tfimm {
 namespace {
 
 using json = nlohmann::json;
-using Lock = std::lock_guard<std::recursive_mutex>;
+using Lock = detail::CallLock;
 
 constexpr const char* kFormatName = "tfimm-cache-export";
 

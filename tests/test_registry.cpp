@@ -540,10 +540,11 @@ TEST_CASE("sets in a transaction keep their order against everything else", "[re
     tx.set_model_cache("vit", "/data/vit2");  // the same name again
     tx.set_model_cache("convnext", "/data/convnext");
     CHECK(tx.clear_model_cache("convnext"));  // cleared after its set
-    // The Registry itself, used inside the body, sees the pending sets too.
-    CHECK(reg.cached_model_path("resnet18") == "/data/resnet18");
-    reg.set_model_cache("swin", "/data/swin1");
-    tx.set_model_cache("swin", "/data/swin2");  // after the Registry's own set
+    // A read inside the body sees the pending sets too.
+    CHECK(tx.cached_model_path("resnet18") == "/data/resnet18");
+    tx.set_model_cache("swin", "/data/swin1");
+    CHECK(tx.list_cached_models() == std::vector<std::string>{"resnet18", "swin", "vit"});
+    tx.set_model_cache("swin", "/data/swin2");  // after a read
   });
 
   Registry fresh(file);

@@ -2,7 +2,8 @@
 //
 // One hierarchy rooted in tfimm::Error. Each kind is named for what a caller
 // can do about it: fix the input (InvalidName, InvalidPath, InvalidInput) or
-// fix the registry file and its surroundings (RegistryError and its kinds).
+// fix the registry file and its surroundings (RegistryError and its kinds),
+// or fix the calling code (TransactionMisuse).
 // Every message names the refused value or the file, and the next step.
 #pragma once
 
@@ -40,6 +41,16 @@ class InvalidInput : public Error {
 class UnknownModel : public InvalidInput {
  public:
   using InvalidInput::InvalidInput;
+};
+
+// A Registry used against the rules of transaction(): one of its members
+// called inside its own transaction body (use the Transaction& passed to the
+// body instead), or a Transaction used outside its body (after the body
+// returned, from another thread, or in a process forked inside the body).
+// Nothing was changed.
+class TransactionMisuse : public Error {
+ public:
+  using Error::Error;
 };
 
 // The registry file cannot be used. path() names the file.

@@ -3,11 +3,20 @@
 //
 // A Registry owns one connection, opened lazily on first use and reopened
 // after fork() in the child. Every member is safe to call from several threads
-// (calls are serialised). Reads of a registry file that does not exist yet
-// answer as an empty registry and create nothing; the first write creates the
-// file and its parent directories. If the file is deleted or replaced while a
-// Registry has it open, nothing is ever written into the old file: the next
-// write throws RegistryError saying so, the next read reopens the path.
+// (calls are serialised). fork() is safe while other threads are inside calls:
+// it waits for the calls running on other threads to return (one waiting for
+// another process's lock waits up to the busy timeout), and the child gets a
+// working Registry. A child forked inside a transaction body can read the
+// registry file but never write it (see transaction()). A child forked inside
+// an audit or prune progress callback may use the registry there, but must
+// _exit() or exec() before it returns from the callback: the checking threads
+// stayed in the parent.
+//
+// Reads of a registry file that does not exist yet answer as an empty
+// registry and create nothing; the first write creates the file and its
+// parent directories. If the file is deleted or replaced while a Registry has
+// it open, nothing is ever written into the old file: the next write throws
+// RegistryError saying so, the next read reopens the path.
 #pragma once
 
 #include <chrono>
@@ -188,7 +197,8 @@ struct AuditOptions {
   // Paths checked at once; 0 picks a default. Network shares answer slowly,
   // so checks run in parallel.
   unsigned threads = 0;
-  // Called from the calling thread as checks complete: (done, total).
+  // Called from the calling thread as checks complete: (done, total). It may
+  // call the Registry being audited; other threads' calls wait meanwhile.
   std::function<void(std::size_t, std::size_t)> progress;
 };
 
@@ -362,7 +372,15 @@ class Registry {
 
   // Applies every operation in `body` all-or-nothing: an exception thrown
   // inside rolls all of them back and propagates; no other process ever sees
-  // part of it. Operations are validated as they are called.
+  // part of it. Operations are validated as they are called. Inside the body
+  // the registry is changed and read only through the Transaction& passed to
+  // it: a call of any member of this Registry (a nested transaction()
+  // included) from the thread running the body throws TransactionMisuse and
+  // changes nothing; calls from other threads wait until the transaction
+  // ends. In a process forked inside the body the transaction stays the
+  // parent's: there, transaction() throws TransactionMisuse when the body
+  // returns, and SQLite keeps the parent's write lock for the life of the
+  // child, so its writes to this file throw RegistryBusy at once (reads work).
   void transaction(const std::function<void(Transaction&)>& body);
 
   // -- administration --------------------------------------------------------
@@ -410,7 +428,12 @@ class Registry {
 };
 
 // Operations inside Registry::transaction(). Same contracts as the Registry
-// members of the same names. Valid only inside the body.
+// members of the same names, except that nothing is durable before the
+// transaction commits; reads see the transaction's own changes. Usable only
+// inside the body it is passed to, on the thread running it: a call after the
+// body returned, from another thread, or in a process forked inside the body
+// throws TransactionMisuse and changes nothing. The object lives as long as
+// its Registry.
 class Transaction {
  public:
   void set_model_cache(const std::string& name, const std::string& path);
@@ -421,7 +444,7 @@ class Transaction {
   std::vector<std::string> list_cached_models();
 
  private:
-  friend class Registry;
+  friend struct Registry::Impl;
   explicit Transaction(Registry::Impl& impl) : impl_(impl) {}
   Registry::Impl& impl_;
 };
