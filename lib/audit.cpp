@@ -218,7 +218,12 @@ AuditReport Registry::audit(const AuditOptions& options) {
         }
       }
     });
-  } catch (const RegistryReadOnly&) {
+  } catch (const RegistryError& e) {
+    // What could not be recorded is only bookkeeping: the answer stands.
+    if (dynamic_cast<const RegistryReadOnly*>(&e) == nullptr &&
+        dynamic_cast<const RegistryFull*>(&e) == nullptr) {
+      throw;
+    }
     report.recorded = false;
     for (auto& item : report.items) {
       if (is_stale(item.status) && !item.entry.missing_since) item.entry.missing_since = now;

@@ -571,10 +571,10 @@ void Store::fail(const std::exception& error, const char* operation) {
                                        ", nothing was changed. Restore it from a backup made "
                                        "with `tfimm-cache export`, or move it aside");
     case SQLITE_FULL:
-      throw RegistryError(path_, "the disk holding registry " + path_ +
-                                     " is full (or a quota or file-size limit was reached); "
-                                     "could not " +
-                                     doing + ", nothing was changed. Free space and retry");
+      throw RegistryFull(path_, "the disk holding registry " + path_ +
+                                    " is full (or a quota or file-size limit was reached); "
+                                    "could not " +
+                                    doing + ", nothing was changed. Free space and retry");
     case SQLITE_CANTOPEN:
       if (read_only_file_system(path_)) {
         throw RegistryReadOnly(path_, "registry " + path_ +
@@ -921,9 +921,9 @@ void Store::materialize() {
   absent_.reset();
   if (!absent.blocked.empty()) {
     if (absent.full) {
-      throw RegistryError(path_, "the disk holding registry " + path_ +
-                                     " is full; could not write to it, nothing was changed. "
-                                     "Free space and retry");
+      throw RegistryFull(path_, "the disk holding registry " + path_ +
+                                    " is full; could not write to it, nothing was changed. "
+                                    "Free space and retry");
     }
     throw RegistryReadOnly(path_, "registry " + path_ +
                                       " cannot be changed by this process: " + absent.blocked +

@@ -105,4 +105,11 @@ class RegistryReadOnly : public RegistryError {
   using RegistryError::RegistryError;
 };
 
+// A write did not fit: the disk holding the registry is full, or a quota or
+// a file-size limit was reached. Reads still work; free space and retry.
+class RegistryFull : public RegistryError {
+ public:
+  using RegistryError::RegistryError;
+};
+
 }  // namespace tfimm

@@ -187,7 +187,8 @@ struct AuditReport {
   std::vector<AuditItem> items;  // sorted by name
   CacheDir cache_dir;
   PathStatus cache_dir_status = PathStatus::Ok;
-  // False when the registry could not record missing-since times (read-only).
+  // False when the registry could not record missing-since times (read-only,
+  // or a full disk).
   bool recorded = true;
   std::size_t count(PathStatus status) const;
   std::size_t stale() const;  // entries whose path is missing or dangling

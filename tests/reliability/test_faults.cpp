@@ -92,6 +92,9 @@ TEST_CASE("a full disk gives a clear error, changes nothing, and passes once spa
     CHECK(has_line(r, line_of(r, "set").rfind("set error", 0) == 0 ? "read while full 20 entries"
                                                                    : "read while full 21 entries"));
     CHECK(line_of(r, "write while full").find("is full") != std::string::npos);
+    // The audit answers; only its missing-since bookkeeping waits for space.
+    CHECK(has_line(r, "audit recorded no"));
+    CHECK(has_line(r, "audit while full ok"));
     CHECK(has_line(r, "after ok"));
     CHECK(has_line(r, "integrity ok"));
     const bool set_failed = line_of(r, "set").rfind("set error", 0) == 0;

@@ -487,6 +487,8 @@ int cmd_tmpfs_full(const std::vector<std::string>& a) {
     attempt("read while full",
             [&] { say("read while full " + std::to_string(fresh.entries().size()) + " entries"); });
     attempt("write while full", [&] { fresh.set_model_cache("full-set-2", "/full/set2"); });
+    attempt("audit while full",
+            [&] { say(std::string("audit recorded ") + (fresh.audit().recorded ? "yes" : "no")); });
   }
   registry.emplace(open(reg));
   ::unlink(filler.c_str());
