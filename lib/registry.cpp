@@ -315,11 +315,17 @@ Diagnosis Registry::diagnose() {
       const auto status = detail::inspect_migrations(d.path);
       d.schema = status.current;
       d.pending = status.pending;
-      if (d.pending.empty() && impl_->store.open(false)) {
-        d.integrity = impl_->store.integrity_check();
-        d.journal_mode = impl_->store.journal_mode();
-        d.entries = impl_->store.model_count();
-        stored = impl_->store.setting(detail::kCacheDirKey);
+      // A connection of its own that only looks: the registry's own one
+      // would switch the journal mode to what this process would use.
+      detail::Store probe(d.path, std::chrono::milliseconds(5000));
+      probe.inspect_only();
+      if (d.pending.empty() && probe.open(false)) {
+        probe.read([&] {
+          d.integrity = probe.integrity_check();
+          d.journal_mode = probe.journal_mode();
+          d.entries = probe.model_count();
+          stored = probe.setting(detail::kCacheDirKey);
+        });
         if (d.integrity != "ok") d.warnings.push_back("integrity check failed: " + d.integrity);
       } else if (!d.pending.empty()) {
         d.warnings.push_back(

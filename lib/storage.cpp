@@ -701,7 +701,10 @@ bool Store::open(bool create, bool for_write) {
     }
   }
   network_fs_ = on_network_fs(path_, &fs_type_);
-  const bool snapshot = exists && !create && !for_write && only_readable_as_is(path_, header);
+  const bool snapshot = exists && !create && !for_write &&
+                        (only_readable_as_is(path_, header) ||
+                         (inspect_ && header.wal && !has_changes_beside(path_) &&
+                          ::access((path_ + "-wal").c_str(), F_OK) != 0));
   if (exists && !create && !for_write && !snapshot && !permission_problem(path_).empty()) {
     // A reader that cannot write the file but would have SQLite create the
     // -shm beside it (there are changes in the -wal): that file would be
@@ -832,7 +835,7 @@ void Store::migrate(Connection& c) {
   }
   db.exec("PRAGMA synchronous=FULL");
   if (version == schema_version()) {
-    if (!read_only) set_journal_mode(c);
+    if (!read_only && !inspect_) set_journal_mode(c);
     return;
   }
   if (read_only) {
@@ -1505,7 +1508,7 @@ int Store::user_version() {
 std::string Store::journal_mode() {
   // SQLite reports "delete" for a file it reads as immutable, whatever the
   // file's own mode.
-  if (snapshot_) return "read as it is on disk (this process cannot write beside it)";
+  if (snapshot_) return "wal";  // only a WAL file is read as it is
   try {
     return conn().db.execAndGet("PRAGMA journal_mode").getString();
   } catch (const std::exception& e) {

@@ -40,6 +40,11 @@ class Store {
 
   const std::string& path() const noexcept { return path_; }
 
+  // From now on, open() only looks: it never switches the journal mode, and
+  // reads a WAL file with nothing beside it as it is on disk, so that no
+  // -wal or -shm is even made (doctor).
+  void inspect_only() noexcept { inspect_ = true; }
+
   // Opens the connection if needed (after fork() in a child, a new one) and
   // migrates the schema. Returns false, creating nothing, when the file does
   // not exist and `create` is false. A registry this process can only read
@@ -179,6 +184,7 @@ class Store {
   int normal_cache_ = 0;
   bool network_fs_ = false;
   std::string fs_type_;
+  bool inspect_ = false;
 };
 
 // (name, index) of every item, sorted by name, equal names in item order:

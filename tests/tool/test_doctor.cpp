@@ -136,3 +136,19 @@ TEST_CASE("doctor of a registry that needs migrating reports it and leaves it as
   CHECK(r.out.find("integrity:   not checked") != std::string::npos);
   CHECK(tfimm::test::read_file(tool.registry()) == before);
 }
+
+TEST_CASE("doctor leaves a registry in the journal mode it found", "[doctor]") {
+  Tool tool;
+  // Made on a "network file system": rollback journal (header bytes 18 and
+  // 19 are 1); a command without the variable would switch it to WAL.
+  REQUIRE(tool.run({"set", "resnet18", "/data/resnet18"}, {}, {{"TFIMM_NETWORK_FS", "1"}})
+              .exit_code == 0);
+  const std::string before = tfimm::test::read_file(tool.registry());
+  REQUIRE(before.size() > 19);
+  REQUIRE(before[18] == 1);
+  auto r = tool.run({"doctor"}, {}, {{"TFIMM_NETWORK_FS", "0"}});
+  INFO(r.out << r.err);
+  CHECK(r.out.find("journal:     delete") != std::string::npos);
+  CHECK(tfimm::test::read_file(tool.registry()) == before);
+  CHECK_FALSE(tfimm::test::exists(tool.registry() + "-wal"));
+}
