@@ -16,6 +16,8 @@ source_dir=$PWD
 jobs=${JOBS:-2}
 fuzz_seconds=${FUZZ_SECONDS:-20}
 build_root=${BUILD_ROOT:-$(mktemp -d "${TMPDIR:-/tmp}/tfimm-reliability-XXXXXX")}
+# Tests run the programs as another user (uid 65534) too: let it reach them.
+chmod 755 "$build_root"
 figures="$build_root/figures.txt"
 mkdir -p "$build_root"
 : >"$figures"

@@ -45,6 +45,10 @@ std::vector<std::string> entries(const std::string& dir) {
   return names;
 }
 
+// run_as(): the tool cannot be run as that user, because a directory above
+// the build (a private temporary directory, a home directory) shuts it out.
+constexpr int kCannotReachTool = 125;
+
 // Runs the tool as user `uid` (group `uid`): its exit code and stderr.
 std::pair<int, std::string> run_as(uid_t uid, const std::vector<std::string>& args) {
   int err_pipe[2];
@@ -61,7 +65,7 @@ std::pair<int, std::string> run_as(uid_t uid, const std::vector<std::string>& ar
     ::dup2(null, 1);
     if (::setgid(uid) != 0 || ::setuid(uid) != 0) ::_exit(126);
     ::execve(exec_args.argv()[0], exec_args.argv(), exec_args.envp());
-    ::_exit(127);
+    ::_exit(errno == EACCES ? kCannotReachTool : 127);
   }
   ::close(err_pipe[1]);
   std::string err;
@@ -150,6 +154,10 @@ TEST_CASE("export to a file owned by another user that this user cannot keep is 
   open_to_all(tool.registry());
   auto [code, err] = run_as(65534, {"--registry", tool.registry(), "export", file});
   INFO(err);
+  if (code == kCannotReachTool) {
+    WARN("SKIPPED: uid 65534 cannot reach " << TFIMM_TOOL);
+    return;
+  }
   CHECK(code == 2);
   CHECK(err.find("belongs to uid 0") != std::string::npos);
   CHECK(err.find("nothing was changed") != std::string::npos);
@@ -269,6 +277,11 @@ TEST_CASE("export to what cannot hold a file is refused with exit 2 and nothing 
     auto [code, err] =
         run_as(65534, {"--registry", tool.registry(), "export", dir + "/backup.json"});
     INFO(err);
+    if (code == kCannotReachTool) {
+      ::chmod(dir.c_str(), 0755);
+      WARN("SKIPPED: uid 65534 cannot reach " << TFIMM_TOOL);
+      return;
+    }
     CHECK(code == 2);
     CHECK(err.find("cannot create a file in " + dir + ": Permission denied") != std::string::npos);
     CHECK(read_file(dir + "/backup.json") == "old\n");

@@ -348,6 +348,10 @@ TEST_CASE("import --dry-run works for a user who can only read the registry",
        tool.registry(), "import", "-", "--replace", "--dry-run"},
       kGood);
   INFO(r.err);
+  if (r.exit_code == 127 && r.err.find("setpriv") != std::string::npos) {
+    WARN("SKIPPED: uid 65534 cannot run " << TFIMM_TOOL << ": " << r.err);
+    return;
+  }
   CHECK(r.exit_code == 0);
   CHECK(r.out == expected);
   CHECK(tfimm::test::read_file(tool.registry()) == bytes);
