@@ -541,6 +541,12 @@ void Store::fail(const std::exception& error, const char* operation) {
   // Every operation reads as a phrase with the registry's path after it:
   // "could not record history in /srv/registry.db".
   const std::string doing = std::string(operation) + " " + path_;
+  const auto on_read_only_file_system = [&] {
+    return RegistryReadOnly(path_, "registry " + path_ +
+                                       " is on a read-only file system; could not " + doing +
+                                       ", nothing was changed. To change it, use a copy on a "
+                                       "writable file system");
+  };
   switch (code) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -552,12 +558,7 @@ void Store::fail(const std::exception& error, const char* operation) {
                                     "; nothing was changed. Retry, or raise the busy timeout");
     case SQLITE_READONLY:
     case SQLITE_PERM:
-      if (read_only_file_system(path_)) {
-        throw RegistryReadOnly(path_, "registry " + path_ +
-                                          " is on a read-only file system; could not " + doing +
-                                          ", nothing was changed. To change it, use a copy on a "
-                                          "writable file system");
-      }
+      if (read_only_file_system(path_)) throw on_read_only_file_system();
       throw RegistryReadOnly(path_, "registry " + path_ +
                                         " is read-only for this process (file or directory "
                                         "permissions); could not " +
@@ -576,12 +577,7 @@ void Store::fail(const std::exception& error, const char* operation) {
                                     "could not " +
                                     doing + ", nothing was changed. Free space and retry");
     case SQLITE_CANTOPEN:
-      if (read_only_file_system(path_)) {
-        throw RegistryReadOnly(path_, "registry " + path_ +
-                                          " is on a read-only file system; could not " + doing +
-                                          ", nothing was changed. Reads still work; to change "
-                                          "it, use a copy on a writable file system");
-      }
+      if (read_only_file_system(path_)) throw on_read_only_file_system();
       throw RegistryError(path_, "cannot open registry " + path_ + ": " + open_problem(path_));
     case SQLITE_IOERR: {
       // SQLite does not always keep the system's reason (a file-size limit
@@ -623,15 +619,24 @@ bool has_changes_beside(const std::string& path) {
 // Whether the registry at `path` (an existing file with header `h`) is to
 // be read as it is on disk, as SQLite's immutable: a WAL file with nothing
 // beside it, that this process could not have SQLite create or use the -wal
-// and -shm files for (a read-only file system or directory, a file it cannot
-// write, a full disk). Such a file holds every committed change itself, so
+// and -shm files for (`cannot_write`: a read-only file system or directory,
+// a file it cannot write; or a full disk). Such a file holds every committed change itself, so
 // reading it so is exact; SQLite's normal open would fail there, or leave
 // -wal and -shm files owned by this process behind. Never a file in
 // rollback-journal mode: its writers change the file in place, which an
 // immutable reader, taking no locks, could see half done.
-bool only_readable_as_is(const std::string& path, const Header& h) {
+bool only_readable_as_is(const std::string& path, const Header& h,
+                         const std::string& cannot_write) {
   if (!h.wal || has_changes_beside(path)) return false;
-  return read_only_file_system(path) || !permission_problem(path).empty() || nearly_full(path);
+  return !cannot_write.empty() || nearly_full(path);
+}
+
+// A WAL file with neither -wal nor -journal beside it: no connection has it
+// open, and the file holds everything. Read as it is, it is read exactly and
+// nothing is made beside it.
+bool untouched(const std::string& path, const Header& h) {
+  return h.wal && ::access((path + "-wal").c_str(), F_OK) != 0 &&
+         ::access((path + "-journal").c_str(), F_OK) != 0;
 }
 
 // An SQLite URI for `path` with `query`: every byte that could end the path
@@ -688,24 +693,24 @@ bool Store::open(bool create, bool for_write) {
                                      "--registry at a file in a directory you can write");
     }
   }
+  const std::string cannot_write = exists ? permission_problem(path_) : std::string();
   if (exists && (create || for_write)) {
     // Refused before SQLite opens it: SQLite would otherwise create -wal
     // and -shm files owned by this process, which it cannot remove and which
     // then stand in the way of those who can write.
-    if (const auto problem = permission_problem(path_); !problem.empty()) {
+    if (!cannot_write.empty()) {
       throw RegistryReadOnly(path_, "registry " + path_ +
-                                        " cannot be changed by this process: " + problem +
+                                        " cannot be changed by this process: " + cannot_write +
                                         ". Nothing was changed; reads still work. Ask its owner "
                                         "for write access, or use another registry with "
                                         "--registry");
     }
   }
   network_fs_ = on_network_fs(path_, &fs_type_);
-  const bool snapshot = exists && !create && !for_write &&
-                        (only_readable_as_is(path_, header) ||
-                         (inspect_ && header.wal && !has_changes_beside(path_) &&
-                          ::access((path_ + "-wal").c_str(), F_OK) != 0));
-  if (exists && !create && !for_write && !snapshot && !permission_problem(path_).empty()) {
+  const bool snapshot =
+      exists && !create && !for_write &&
+      (only_readable_as_is(path_, header, cannot_write) || (inspect_ && untouched(path_, header)));
+  if (exists && !create && !for_write && !snapshot && !cannot_write.empty()) {
     // A reader that cannot write the file but would have SQLite create the
     // -shm beside it (there are changes in the -wal): that file would be
     // this process's, and would keep the registry's writers out.
@@ -1530,17 +1535,15 @@ MigrationStatus inspect_migrations(const std::string& path) {
   status.latest = schema_version();
   status.exists = registry_exists(path);
   if (status.exists) {
-    check_header(path);
+    const Header header = check_header(path);
     try {
       // With no -wal beside it no connection has the file open, and the
       // file holds everything: read it as it is, creating nothing. Otherwise
       // the -wal and -shm are there already; a read-write connection (the
       // file is never written by these reads) removes them again when it
       // closes last, which a read-only one cannot.
-      const Header header = read_header(path);
-      const bool as_is = only_readable_as_is(path, header) ||
-                         (header.wal && ::access((path + "-wal").c_str(), F_OK) != 0 &&
-                          ::access((path + "-journal").c_str(), F_OK) != 0);
+      const bool as_is =
+          only_readable_as_is(path, header, permission_problem(path)) || untouched(path, header);
       SQLite::Database db(
           as_is ? sqlite_uri(path, "immutable=1") : path,
           as_is ? SQLite::OPEN_READONLY | SQLite::OPEN_URI : SQLite::OPEN_READWRITE);

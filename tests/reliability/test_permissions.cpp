@@ -105,19 +105,16 @@ TEST_CASE("a group shares one registry through a setgid directory and a group-wr
       "0664 and every member of the group writes");
 }
 
-TEST_CASE("a member who cannot write the registry leaves no -wal or -shm behind to block its owner",
-          "[permissions][group]") {
-  // SQLite's WAL files in a shared directory are a hazard (see README.md):
-  // a process that can only read the registry, left to SQLite, creates
-  // -wal/-shm with the registry's mode at that moment and its own owner, and
-  // leaves them behind; made group-writable afterwards, the registry then
-  // cannot be written by its owner. The library refuses such a write before
-  // SQLite opens the file, and reads such a registry as it is on disk.
+namespace {
+
+// A registry made by uid 1000 (entry "a") in a setgid 2775 directory of
+// group 65534, inside `ctx`; "" (with a warning) where this process cannot
+// act as other users.
+std::string team_registry(test::TestContext& ctx) {
   if (::geteuid() != 0) {
     WARN("needs root to act as two users of one group: skipped");
-    return;
+    return {};
   }
-  test::TestContext ctx;
   ::chmod(ctx.root().c_str(), 0755);
   const std::string team = ctx.path("team");
   test::make_dirs(team);
@@ -126,9 +123,25 @@ TEST_CASE("a member who cannot write the registry leaves no -wal or -shm behind 
   const std::string reg = team + "/registry.db";
   if (run_worker({"--as", "65534", "list", reg}).code == kWorkerSkip) {
     WARN("cannot change to another uid: skipped");
-    return;
+    return {};
   }
   REQUIRE(run_worker({"--as", "1000", "set", reg, "a", "/a"}).code == 0);
+  return reg;
+}
+
+}  // namespace
+
+TEST_CASE("a member who cannot write the registry leaves no -wal or -shm behind to block its owner",
+          "[permissions][group]") {
+  // SQLite's WAL files in a shared directory are a hazard (see README.md):
+  // a process that can only read the registry, left to SQLite, creates
+  // -wal/-shm with the registry's mode at that moment and its own owner, and
+  // leaves them behind; made group-writable afterwards, the registry then
+  // cannot be written by its owner. The library refuses such a write before
+  // SQLite opens the file, and reads such a registry as it is on disk.
+  test::TestContext ctx;
+  const std::string reg = team_registry(ctx);
+  if (reg.empty()) return;
   const auto refused = run_worker({"--as", "65534", "set", reg, "member", "/m"});
   CHECK(refused.out.rfind("error RegistryReadOnly: ", 0) == 0);
   CHECK(refused.out.find("cannot write it") != std::string::npos);
@@ -149,22 +162,9 @@ TEST_CASE("doctor names -wal or -shm files that some writers cannot write, and i
           "[permissions][group]") {
   // Such files are left by tools that let SQLite create them for a user who
   // could only read the registry (an older tfimm-cache, the sqlite3 shell).
-  if (::geteuid() != 0) {
-    WARN("needs root to act as two users of one group: skipped");
-    return;
-  }
   test::TestContext ctx;
-  ::chmod(ctx.root().c_str(), 0755);
-  const std::string team = ctx.path("team");
-  test::make_dirs(team);
-  REQUIRE(::chown(team.c_str(), 0, 65534) == 0);
-  REQUIRE(::chmod(team.c_str(), 02775) == 0);
-  const std::string reg = team + "/registry.db";
-  if (run_worker({"--as", "65534", "list", reg}).code == kWorkerSkip) {
-    WARN("cannot change to another uid: skipped");
-    return;
-  }
-  REQUIRE(run_worker({"--as", "1000", "set", reg, "a", "/a"}).code == 0);
+  const std::string reg = team_registry(ctx);
+  if (reg.empty()) return;
   REQUIRE(::chmod(reg.c_str(), 0664) == 0);
   const auto leave_side_files = [&] {
     for (const char* suffix : {"-wal", "-shm"}) {

@@ -141,8 +141,9 @@ TEST_CASE("doctor leaves a registry in the journal mode it found", "[doctor]") {
   Tool tool;
   // Made on a "network file system": rollback journal (header bytes 18 and
   // 19 are 1); a command without the variable would switch it to WAL.
-  REQUIRE(tool.run({"set", "resnet18", "/data/resnet18"}, {}, {{"TFIMM_NETWORK_FS", "1"}})
-              .exit_code == 0);
+  REQUIRE(
+      tool.run({"set", "resnet18", "/data/resnet18"}, {}, {{"TFIMM_NETWORK_FS", "1"}}).exit_code ==
+      0);
   const std::string before = tfimm::test::read_file(tool.registry());
   REQUIRE(before.size() > 19);
   REQUIRE(before[18] == 1);
