@@ -1,7 +1,7 @@
-# Writes a C++ header holding every migrations/NNN_*.sql file as a raw string,
+# Writes a C++ header holding every migrations/<backend>/NNN_*.sql file as a raw string,
 # so the program never reads the source tree at run time.
 #   cmake -DOUT=<header> -DDIR=<migrations dir> -P EmbedMigrations.cmake
-set(body "// Generated from migrations/*.sql by cmake/EmbedMigrations.cmake.\n")
+set(body "// Generated from migrations/<backend>/*.sql by cmake/EmbedMigrations.cmake.\n")
 string(APPEND body "#pragma once\n#include <array>\n#include <string_view>\n\n")
 string(APPEND body "namespace tfimm::detail {\n\nstruct Migration {\n")
 string(APPEND body "  int version;\n  std::string_view name;\n  std::string_view sql;\n};\n\n")

@@ -1,6 +1,6 @@
 // Migration 001 exactly as released: the schema of a registry written by
 // release 1. Migrations are frozen once released, so this copy is the
-// upgrade tests' fixture, not a duplicate of migrations/001_initial.sql.
+// upgrade tests' fixture, not a duplicate of migrations/sqlite/001_initial.sql.
 #pragma once
 
 namespace tfimm::test {
