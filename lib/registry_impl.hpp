@@ -4,7 +4,7 @@
 #include <new>
 
 #include "call_lock.hpp"
-#include "storage.hpp"
+#include "storage/sqlite/sqlite_store.hpp"
 #include "tfimm/registry.hpp"
 
 namespace tfimm {

@@ -15,6 +15,7 @@
 #include "fs.hpp"
 #include "quote.hpp"
 #include "registry_impl.hpp"
+#include "storage/name_order.hpp"
 #include "tfimm/names.hpp"
 #include "tfimm/paths.hpp"
 #include "utf8.hpp"

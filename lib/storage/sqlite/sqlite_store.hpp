@@ -1,11 +1,8 @@
-// The storage layer: the only place that speaks SQL. The domain code in
-// registry.cpp and audit.cpp asks it for rows and changes; a server database
-// could later stand behind the same interface.
+// The SQLite backend: a registry in one SQLite file.
 #pragma once
 
 #include <sys/types.h>
 
-#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -13,7 +10,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -21,15 +17,6 @@
 #include "tfimm/registry.hpp"
 
 namespace tfimm::detail {
-
-// PRAGMA application_id of a tfimm-cache registry: "tfim" in ASCII.
-inline constexpr std::int32_t kApplicationId = 0x7466696D;
-
-// Who makes changes from this process, for the history (with its pid).
-struct Actor {
-  std::string user;
-  std::string host;
-};
 
 class Store {
  public:
@@ -136,7 +123,10 @@ class Store {
  private:
   struct Connection;
   Connection& conn();
-  void migrate(Connection& c);
+  // Connection setup, in one place (connection.cpp).
+  std::unique_ptr<Connection> connect(bool create, bool snapshot);
+  int check_schema(Connection& c);
+  void migrate(Connection& c, int version);
   // Writes to a registry that did not exist when write() began.
   bool read_absent();
   void materialize();
@@ -186,23 +176,6 @@ class Store {
   std::string fs_type_;
   bool inspect_ = false;
 };
-
-// (name, index) of every item, sorted by name, equal names in item order:
-// the order in which set-based writes touch each b-tree keyed by name at one
-// place instead of everywhere at once. A stable sort: std::sort fell back to
-// heap sort on names like bulk_0 .. bulk_99999.
-using NameOrder = std::vector<std::pair<std::string_view, std::size_t>>;
-template <class Items, class NameOf>
-NameOrder name_order(const Items& items, NameOf name_of) {
-  static_assert(std::is_reference_v<decltype(name_of(items[0]))>,
-                "name_of must return a reference into the item: the order holds views");
-  NameOrder order;
-  order.reserve(items.size());
-  for (std::size_t i = 0; i < items.size(); ++i) order.emplace_back(name_of(items[i]), i);
-  std::stable_sort(order.begin(), order.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  return order;
-}
 
 // Reads the schema state of `path` without changing it.
 MigrationStatus inspect_migrations(const std::string& path);

@@ -1,0 +1,410 @@
+// The SQL of the SQLite backend: every read and write of rows.
+#include <SQLiteCpp/Statement.h>
+
+#include "storage/actor.hpp"
+#include "storage/fork.hpp"
+#include "storage/sqlite/changes_table.hpp"
+#include "storage/sqlite/connection.hpp"
+
+namespace tfimm::detail {
+namespace {
+
+constexpr const char* kModelColumns =
+    "name, path, created_at, updated_at, locked, lock_reason, missing_since";
+
+Entry entry_from_row(SQLite::Statement& st) {
+  Entry e;
+  e.name = st.getColumn(0).getString();
+  e.path = st.getColumn(1).getString();
+  e.created_at = st.getColumn(2).getInt64();
+  e.updated_at = st.getColumn(3).getInt64();
+  e.locked = st.getColumn(4).getInt() != 0;
+  e.lock_reason = st.getColumn(5).getString();
+  if (!st.getColumn(6).isNull()) e.missing_since = st.getColumn(6).getInt64();
+  return e;
+}
+
+// Resets a cached statement when the use ends, so that no read transaction
+// stays open between calls. Every use binds every parameter before it steps,
+// and text is bound without a copy (bindNoCopy): the caller's strings outlive
+// the step, and nothing reads a binding after the reset.
+class Use {
+ public:
+  explicit Use(SQLite::Statement& st) : st_(st) {}
+  ~Use() { st_.tryReset(); }
+  Use(const Use&) = delete;
+  Use& operator=(const Use&) = delete;
+  SQLite::Statement* operator->() { return &st_; }
+  SQLite::Statement& operator*() { return st_; }
+
+ private:
+  SQLite::Statement& st_;
+};
+
+}  // namespace
+
+// -- reads --------------------------------------------------------------------
+
+std::optional<std::string> Store::model_path(const std::string& name) {
+  if (read_absent()) return {};
+  try {
+    Use st(conn().prepare("SELECT path FROM models WHERE name = ?"));
+    st->bindNoCopy(1, name);
+    if (!st->executeStep()) return std::nullopt;
+    return st->getColumn(0).getString();
+  } catch (const std::exception& e) {
+    fail(e, "look up a model in");
+  }
+}
+
+Store::Lookup Store::lookup(const std::string& name, const std::string& setting_key) {
+  if (read_absent()) return {};
+  try {
+    auto& c = conn();
+    Lookup found;
+    {
+      Use st(c.prepare("SELECT path FROM models WHERE name = ?1"));
+      st->bindNoCopy(1, name);
+      if (st->executeStep()) {
+        found.path = st->getColumn(0).getString();
+        return found;
+      }
+    }
+    // Not registered: the caller needs the setting as of that same snapshot.
+    // The value read last is still the one in it when nothing has been
+    // committed since, by any connection: the data version is unchanged.
+    // Never reused or kept inside a write, which may yet roll back.
+    auto& cached = c.cached_setting;
+    if (depth_ == 0 && cached.valid && cached.key == setting_key &&
+        cached.version == c.data_version()) {
+      found.setting = cached.value;
+      return found;
+    }
+    // Otherwise the entry and the setting again, in one statement and so in
+    // one snapshot; LIMIT 1 skips the setting when the entry now exists.
+    Use st(
+        c.prepare("SELECT 1, path FROM models WHERE name = ?1 UNION ALL "
+                  "SELECT 0, value FROM settings WHERE key = ?2 LIMIT 1"));
+    st->bindNoCopy(1, name);
+    st->bindNoCopy(2, setting_key);
+    if (st->executeStep()) {
+      (st->getColumn(0).getInt() == 1 ? found.path : found.setting) = st->getColumn(1).getString();
+    }
+    if (depth_ == 0 && !found.path) cached = {true, setting_key, found.setting, c.data_version()};
+    return found;
+  } catch (const std::exception& e) {
+    fail(e, "look up a model in");
+  }
+}
+
+std::optional<Entry> Store::model(const std::string& name) {
+  if (read_absent()) return {};
+  try {
+    static const std::string sql =
+        std::string("SELECT ") + kModelColumns + " FROM models WHERE name = ?";
+    Use st(conn().prepare(sql.c_str()));
+    st->bindNoCopy(1, name);
+    if (!st->executeStep()) return std::nullopt;
+    return entry_from_row(*st);
+  } catch (const std::exception& e) {
+    fail(e, "read an entry of");
+  }
+}
+
+std::vector<Entry> Store::models() {
+  if (read_absent()) return {};
+  try {
+    static const std::string sql =
+        std::string("SELECT ") + kModelColumns + " FROM models ORDER BY name";
+    Use st(conn().prepare(sql.c_str()));
+    std::vector<Entry> out;
+    while (st->executeStep()) out.push_back(entry_from_row(*st));
+    return out;
+  } catch (const std::exception& e) {
+    fail(e, "list the entries of");
+  }
+}
+
+std::vector<std::string> Store::model_names() {
+  if (read_absent()) return {};
+  try {
+    Use st(conn().prepare("SELECT name FROM models ORDER BY name"));
+    std::vector<std::string> out;
+    while (st->executeStep()) out.push_back(st->getColumn(0).getString());
+    return out;
+  } catch (const std::exception& e) {
+    fail(e, "list the entries of");
+  }
+}
+
+std::size_t Store::model_count() {
+  if (read_absent()) return {};
+  try {
+    Use st(conn().prepare("SELECT count(*) FROM models"));
+    st->executeStep();
+    return static_cast<std::size_t>(st->getColumn(0).getInt64());
+  } catch (const std::exception& e) {
+    fail(e, "count the entries of");
+  }
+}
+
+std::optional<std::string> Store::setting(const std::string& key) {
+  if (read_absent()) return {};
+  try {
+    Use st(conn().prepare("SELECT value FROM settings WHERE key = ?"));
+    st->bindNoCopy(1, key);
+    if (!st->executeStep()) return std::nullopt;
+    return st->getColumn(0).getString();
+  } catch (const std::exception& e) {
+    fail(e, "read a setting of");
+  }
+}
+
+std::vector<HistoryRecord> Store::history(const std::optional<std::string>& name,
+                                          std::size_t limit) {
+  if (read_absent()) return {};
+  try {
+    const char* sql =
+        name ? "SELECT id, at, action, name, old_path, new_path, user, host, pid FROM history "
+               "WHERE name = ?1 ORDER BY id DESC LIMIT ?2"
+             : "SELECT id, at, action, name, old_path, new_path, user, host, pid FROM history "
+               "ORDER BY id DESC LIMIT ?2";
+    Use st(conn().prepare(sql));
+    if (name) st->bindNoCopy(1, *name);
+    st->bind(2, limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(limit));
+    std::vector<HistoryRecord> out;
+    while (st->executeStep()) {
+      HistoryRecord r;
+      r.id = st->getColumn(0).getInt64();
+      r.at = st->getColumn(1).getInt64();
+      r.action = st->getColumn(2).getString();
+      r.name = st->getColumn(3).getString();
+      if (!st->getColumn(4).isNull()) r.old_path = st->getColumn(4).getString();
+      if (!st->getColumn(5).isNull()) r.new_path = st->getColumn(5).getString();
+      r.user = st->getColumn(6).getString();
+      r.host = st->getColumn(7).getString();
+      r.pid = st->getColumn(8).getInt64();
+      out.push_back(std::move(r));
+    }
+    return out;
+  } catch (const std::exception& e) {
+    fail(e, "read the history of");
+  }
+}
+
+// -- writes -------------------------------------------------------------------
+
+void Store::upsert_model(const std::string& name, const std::string& path, Timestamp now) {
+  if (absent_) materialize();
+  try {
+    Use st(conn().prepare(
+        "INSERT INTO models(name, path, created_at, updated_at) VALUES(?1, ?2, ?3, ?3) "
+        "ON CONFLICT(name) DO UPDATE SET path = excluded.path, "
+        "updated_at = excluded.updated_at, missing_since = NULL"));
+    st->bindNoCopy(1, name);
+    st->bindNoCopy(2, path);
+    st->bind(3, static_cast<std::int64_t>(now));
+    st->exec();
+  } catch (const std::exception& e) {
+    fail(e, "register a model in");
+  }
+}
+
+void Store::upsert_models(const std::vector<PathChange>& changes, Timestamp now) {
+  if (changes.empty()) return;
+  if (absent_) materialize();
+  try {
+    run_with_changes(conn().db.getHandle(),
+                     "INSERT INTO models(name, path, created_at, updated_at) "
+                     "SELECT name, path, ?2, ?2 FROM tfimm_changes(?1) WHERE true "
+                     "ON CONFLICT(name) DO UPDATE SET path = excluded.path, "
+                     "updated_at = excluded.updated_at, missing_since = NULL",
+                     changes, [&](sqlite3_stmt* st) { sqlite3_bind_int64(st, 2, now); });
+  } catch (const std::exception& e) {
+    fail(e, "register models in");
+  }
+}
+
+void Store::add_histories(const std::string& action, const std::vector<PathChange>& changes,
+                          Timestamp now, OldPaths old_paths) {
+  if (changes.empty()) return;
+  if (absent_) materialize();
+  try {
+    const Actor& who = actor_base();
+    const char* sql =
+        old_paths == OldPaths::Given
+            ? "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
+              "SELECT ?2, ?3, name, old_path, path, ?4, ?5, ?6 FROM tfimm_changes(?1)"
+            : "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
+              "SELECT ?2, ?3, c.name, (SELECT path FROM models WHERE name = c.name), c.path, "
+              "?4, ?5, ?6 FROM tfimm_changes(?1) AS c";
+    run_with_changes(conn().db.getHandle(), sql, changes, [&](sqlite3_stmt* st) {
+      sqlite3_bind_int64(st, 2, now);
+      sqlite3_bind_text(st, 3, action.data(), static_cast<int>(action.size()), SQLITE_STATIC);
+      sqlite3_bind_text(st, 4, who.user.data(), static_cast<int>(who.user.size()), SQLITE_STATIC);
+      sqlite3_bind_text(st, 5, who.host.data(), static_cast<int>(who.host.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(st, 6, current_pid());
+    });
+  } catch (const std::exception& e) {
+    fail(e, "record history in");
+  }
+}
+
+bool Store::delete_model(const std::string& name) {
+  if (read_absent()) return false;  // no such row
+  if (absent_ && !model_path(name)) return false;
+  if (absent_) materialize();
+  try {
+    Use st(conn().prepare("DELETE FROM models WHERE name = ?"));
+    st->bindNoCopy(1, name);
+    return st->exec() > 0;
+  } catch (const std::exception& e) {
+    fail(e, "remove an entry from");
+  }
+}
+
+void Store::set_lock(const std::string& name, bool locked, const std::string& reason) {
+  if (read_absent()) return;  // no such row
+  if (absent_) materialize();
+  try {
+    Use st(conn().prepare("UPDATE models SET locked = ?2, lock_reason = ?3 WHERE name = ?1"));
+    st->bindNoCopy(1, name);
+    st->bind(2, locked ? 1 : 0);
+    st->bindNoCopy(3, reason);
+    st->exec();
+  } catch (const std::exception& e) {
+    fail(e, "lock an entry in");
+  }
+}
+
+void Store::mark_missing(const std::string& name, const std::string& path, Timestamp updated_at,
+                         std::optional<Timestamp> now) {
+  if (read_absent()) return;  // no such row
+  if (absent_) materialize();
+  try {
+    Use st(
+        conn().prepare("UPDATE models SET missing_since = CASE WHEN ?4 IS NULL THEN NULL "
+                       "ELSE coalesce(missing_since, ?4) END "
+                       "WHERE name = ?1 AND path = ?2 AND updated_at = ?3"));
+    st->bindNoCopy(1, name);
+    st->bindNoCopy(2, path);
+    st->bind(3, static_cast<std::int64_t>(updated_at));
+    if (now) {
+      st->bind(4, static_cast<std::int64_t>(*now));
+    } else {
+      st->bind(4);
+    }
+    st->exec();
+  } catch (const std::exception& e) {
+    fail(e, "record missing paths in");
+  }
+}
+
+void Store::put_setting(const std::string& key, const std::string& value) {
+  if (absent_) materialize();
+  try {
+    Use st(
+        conn().prepare("INSERT INTO settings(key, value) VALUES(?1, ?2) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+    st->bindNoCopy(1, key);
+    st->bindNoCopy(2, value);
+    st->exec();
+  } catch (const std::exception& e) {
+    fail(e, "store a setting in");
+  }
+}
+
+bool Store::delete_setting(const std::string& key) {
+  if (read_absent()) return false;  // no such row
+  if (absent_ && !setting(key)) return false;
+  if (absent_) materialize();
+  try {
+    Use st(conn().prepare("DELETE FROM settings WHERE key = ?"));
+    st->bindNoCopy(1, key);
+    return st->exec() > 0;
+  } catch (const std::exception& e) {
+    fail(e, "remove a setting from");
+  }
+}
+
+void Store::add_history(const std::string& action, const std::string& name,
+                        const std::optional<std::string>& old_path,
+                        const std::optional<std::string>& new_path, Timestamp now) {
+  if (absent_) materialize();
+  try {
+    const Actor& who = actor_base();
+    Use st(
+        conn().prepare("INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
+                       "VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+    st->bind(1, static_cast<std::int64_t>(now));
+    st->bindNoCopy(2, action);
+    st->bindNoCopy(3, name);
+    if (old_path) {
+      st->bindNoCopy(4, *old_path);
+    } else {
+      st->bind(4);
+    }
+    if (new_path) {
+      st->bindNoCopy(5, *new_path);
+    } else {
+      st->bind(5);
+    }
+    st->bindNoCopy(6, who.user);
+    st->bindNoCopy(7, who.host);
+    st->bind(8, static_cast<std::int64_t>(current_pid()));
+    st->exec();
+  } catch (const std::exception& e) {
+    fail(e, "record history in");
+  }
+}
+
+void Store::add_set_history(const std::string& name, const std::string& new_path, Timestamp now) {
+  if (absent_) materialize();
+  try {
+    const Actor& who = actor_base();
+    // The old path is read by the same statement: one step per set, not two.
+    Use st(conn().prepare(
+        "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
+        "VALUES(?1, 'set', ?2, (SELECT path FROM models WHERE name = ?2), ?3, ?4, ?5, ?6)"));
+    st->bind(1, static_cast<std::int64_t>(now));
+    st->bindNoCopy(2, name);
+    st->bindNoCopy(3, new_path);
+    st->bindNoCopy(4, who.user);
+    st->bindNoCopy(5, who.host);
+    st->bind(6, static_cast<std::int64_t>(current_pid()));
+    st->exec();
+  } catch (const std::exception& e) {
+    fail(e, "record history in");
+  }
+}
+
+// -- facts --------------------------------------------------------------------
+
+int Store::user_version() {
+  try {
+    return conn().db.execAndGet("PRAGMA user_version").getInt();
+  } catch (const std::exception& e) {
+    fail(e, "read the schema version of");
+  }
+}
+
+std::string Store::journal_mode() {
+  // SQLite reports "delete" for a file it reads as immutable, whatever the
+  // file's own mode.
+  if (snapshot_) return "wal";  // only a WAL file is read as it is
+  try {
+    return conn().db.execAndGet("PRAGMA journal_mode").getString();
+  } catch (const std::exception& e) {
+    fail(e, "read the journal mode of");
+  }
+}
+
+std::string Store::integrity_check() {
+  try {
+    return conn().db.execAndGet("PRAGMA integrity_check").getString();
+  } catch (const std::exception& e) {
+    fail(e, "check the integrity of");
+  }
+}
+
+}  // namespace tfimm::detail
