@@ -12,6 +12,7 @@
 #include "dirs.hpp"
 #include "fs.hpp"
 #include "registry_impl.hpp"
+#include "storage/rules.hpp"
 
 namespace tfimm {
 namespace {
@@ -188,9 +189,9 @@ AuditReport Registry::audit(const AuditOptions& options) {
   AuditReport report;
   std::vector<Entry> entries;
   std::optional<std::string> stored;
-  impl_->store.read([&] {
-    entries = impl_->store.models();
-    stored = impl_->store.setting(detail::kCacheDirKey);
+  impl_->store->read([&](detail::Reader& r) {
+    entries = r.models();
+    stored = r.setting(detail::kCacheDirKey);
   });
   report.cache_dir = detail::resolve_cache_dir(stored);
   report.cache_dir_status = check_path(report.cache_dir.path);
@@ -206,18 +207,21 @@ AuditReport Registry::audit(const AuditOptions& options) {
   }
   if (!needed) return report;
   try {
-    impl_->store.write([&] {
-      for (auto& item : report.items) {
-        auto& e = item.entry;
-        if (is_stale(item.status) && !e.missing_since) {
-          impl_->store.mark_missing(e.name, e.path, e.updated_at, now);
-          e.missing_since = now;
-        } else if (item.status == PathStatus::Ok && e.missing_since) {
-          impl_->store.mark_missing(e.name, e.path, e.updated_at, std::nullopt);
-          e.missing_since.reset();
-        }
-      }
-    });
+    // Only an existing registry: recording creates nothing.
+    impl_->store->write(
+        [&](detail::Writer& w) {
+          for (auto& item : report.items) {
+            auto& e = item.entry;
+            if (is_stale(item.status) && !e.missing_since) {
+              detail::mark_missing(w, e, now);
+              e.missing_since = now;
+            } else if (item.status == PathStatus::Ok && e.missing_since) {
+              detail::mark_found(w, e);
+              e.missing_since.reset();
+            }
+          }
+        },
+        {detail::WriteMode::Missing::ExistingOnly});
   } catch (const RegistryError& e) {
     // What could not be recorded is only bookkeeping: the answer stands.
     if (dynamic_cast<const RegistryReadOnly*>(&e) == nullptr &&
@@ -235,7 +239,7 @@ AuditReport Registry::audit(const AuditOptions& options) {
 std::vector<AuditItem> Registry::check_entries(const AuditOptions& options) {
   Lock lock(impl_->mutex);
   std::vector<Entry> entries;
-  impl_->store.read([&] { entries = impl_->store.models(); });
+  impl_->store->read([&](detail::Reader& r) { entries = r.models(); });
   return check_all(std::move(entries), options);
 }
 
@@ -244,7 +248,7 @@ PruneReport Registry::prune(const PruneOptions& options) {
   PruneReport report;
   report.dry_run = options.dry_run;
   std::vector<Entry> entries;
-  impl_->store.read([&] { entries = impl_->store.models(); });
+  impl_->store->read([&](detail::Reader& r) { entries = r.models(); });
   const auto items = check_all(std::move(entries), options.audit);
   report.checked = items.size();
   const auto now = detail::now_ms();
@@ -267,41 +271,37 @@ PruneReport Registry::prune(const PruneOptions& options) {
     return true;
   };
 
-  if (options.dry_run) {
-    for (const auto& item : items) {
-      if (is_stale(item.status)) decide(item.entry, item.status);
-    }
-    return report;
-  }
   bool any = false;
   for (const auto& item : items) {
     any |= is_stale(item.status) || (item.status == PathStatus::Ok && item.entry.missing_since);
   }
   if (!any) return report;
-  impl_->store.write([&] {
-    for (const auto& item : items) {
-      const auto& seen = item.entry;
-      if (!is_stale(item.status)) {
-        if (item.status == PathStatus::Ok && seen.missing_since) {
-          impl_->store.mark_missing(seen.name, seen.path, seen.updated_at, std::nullopt);
+  // A dry run decides exactly as a real one, and its changes are discarded.
+  detail::WriteMode mode;
+  mode.missing = detail::WriteMode::Missing::ExistingOnly;
+  if (options.dry_run) mode.outcome = detail::WriteMode::Outcome::DryRun;
+  impl_->store->write(
+      [&](detail::Writer& w) {
+        for (const auto& item : items) {
+          const auto& seen = item.entry;
+          if (!is_stale(item.status)) {
+            if (item.status == PathStatus::Ok && seen.missing_since) detail::mark_found(w, seen);
+            continue;
+          }
+          // Re-read inside the transaction: an entry re-registered or
+          // changed after the check is left alone.
+          auto current = w.model(seen.name);
+          if (!current || current->path != seen.path || current->updated_at != seen.updated_at) {
+            continue;
+          }
+          if (!current->missing_since) detail::mark_missing(w, seen, now);
+          if (decide(*current, item.status)) {
+            w.delete_model(seen.name);
+            w.add_history("prune", seen.name, seen.path, std::nullopt, now);
+          }
         }
-        continue;
-      }
-      // Re-read inside the transaction: an entry re-registered or changed
-      // after the check is left alone.
-      auto current = impl_->store.model(seen.name);
-      if (!current || current->path != seen.path || current->updated_at != seen.updated_at) {
-        continue;
-      }
-      if (!current->missing_since) {
-        impl_->store.mark_missing(seen.name, seen.path, seen.updated_at, now);
-      }
-      if (decide(*current, item.status)) {
-        impl_->store.delete_model(seen.name);
-        impl_->store.add_history("prune", seen.name, seen.path, std::nullopt, now);
-      }
-    }
-  });
+      },
+      mode);
   return report;
 }
 

@@ -1,10 +1,11 @@
-// Registry's private state, shared by registry.cpp and audit.cpp.
+// Registry's private state, shared by registry.cpp, audit.cpp and transfer.cpp.
 #pragma once
 
-#include <new>
+#include <memory>
 
 #include "call_lock.hpp"
-#include "storage/sqlite/sqlite_store.hpp"
+#include "storage/store.hpp"
+#include "storage/write_batch.hpp"
 #include "tfimm/registry.hpp"
 
 namespace tfimm {
@@ -14,35 +15,44 @@ struct Registry::Impl {
       : location(std::move(where)),
         busy_timeout(options.busy_timeout),
         mutex(location.path, [this] { forget_store(); }),
-        store(location.path, busy_timeout),
+        store(detail::open_store(location.path, busy_timeout)),
         transaction(*this) {}
 
   RegistryLocation location;
   std::chrono::milliseconds busy_timeout;
   detail::CallMutex mutex;  // one connection, calls serialised (see call_lock.hpp)
-  detail::Store store;
+  std::unique_ptr<detail::Store> store;
   // The one Transaction passed to every body: it lives as long as the
   // Registry, so one kept past its body is refused, not a dangling reference.
   Transaction transaction;
+  // Inside a transaction() body: its writer, and the sets the body made that
+  // are not written yet (written together, see write_pending()).
+  detail::Writer* writer = nullptr;
+  detail::WriteBatch pending;
 
   // A child after fork(), where the thread that held this registry does not
   // exist: its connection and pending state belong to the parent.
   void forget_store() noexcept {
-    store.~Store();
-    new (&store) detail::Store(location.path, busy_timeout);
+    store = detail::open_store(location.path, busy_timeout);
+    writer = nullptr;
+    pending.clear();
   }
 
-  // Operations that assume a write transaction is open (see Store::write).
-  void set_model(const std::string& name, const std::string& normal_path);
-  bool clear_model(const std::string& name);
-  void set_dir(const std::string& normal_path);
-  void unset_dir();
+  // Writes the pending sets of a transaction() body and empties the batch:
+  // before the body reads or makes any other change, and at its end.
+  void write_pending();
+
+  // The domain's changes, through the writer of a write transaction.
+  void set_model(detail::Writer& w, const std::string& name, const std::string& normal_path);
+  bool clear_model(detail::Writer& w, const std::string& name);
+  void set_dir(detail::Writer& w, const std::string& normal_path);
+  void unset_dir(detail::Writer& w);
 
   // Reads that work whether or not the registry file exists.
   std::optional<std::string> stored_dir();
-  // The entry's path, else <cache dir>/<name> if it exists; reads the store
-  // only when `registry_exists` (the connection is open).
-  std::optional<std::string> cached_model_path(const std::string& name, bool registry_exists);
+  // The entry's path, else <cache dir>/<name> if it exists; with no reader
+  // (no registry), only the latter.
+  std::optional<std::string> cached_model_path(const std::string& name, detail::Reader* r);
 };
 
 namespace detail {

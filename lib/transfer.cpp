@@ -16,6 +16,7 @@
 #include "quote.hpp"
 #include "registry_impl.hpp"
 #include "storage/name_order.hpp"
+#include "storage/rules.hpp"
 #include "tfimm/names.hpp"
 #include "tfimm/paths.hpp"
 #include "utf8.hpp"
@@ -327,7 +328,7 @@ struct ImportPlan {
   // Path changes and new entries, in name order: written in two statements
   // for the whole import (see detail::name_order: 29% fewer instructions for
   // 100 000 new entries, the sort included).
-  std::vector<detail::Store::PathChange> paths;
+  std::vector<detail::PathChange> paths;
   struct LockChange {
     const std::string* name;
     const std::string* path;  // the entry's path after the import
@@ -517,11 +518,11 @@ Snapshot parse_snapshot(std::string_view text) {
 Snapshot Registry::snapshot() {
   Lock lock(impl_->mutex);
   Snapshot snap;
-  impl_->store.read([&] {
-    for (auto& e : impl_->store.models()) {
+  impl_->store->read([&](detail::Reader& r) {
+    for (auto& e : r.models()) {
       snap.models.push_back({std::move(e.name), std::move(e.path), e.locked, e.lock_reason});
     }
-    snap.cache_dir = impl_->store.setting(detail::kCacheDirKey);
+    snap.cache_dir = r.setting(detail::kCacheDirKey);
   });
   return snap;
 }
@@ -565,40 +566,35 @@ ImportReport Registry::import(const Snapshot& snapshot, const ImportOptions& opt
   if (snapshot.cache_dir) cache_dir = rewrite(normalize_path(*snapshot.cache_dir), rewrites);
 
   Lock lock(impl_->mutex);
-  auto& store = impl_->store;
-  const auto current = [&] {
-    RegistryContents contents;
-    for (auto& e : store.models()) contents.entries.emplace(e.name, std::move(e));
-    contents.cache_dir = store.setting(detail::kCacheDirKey);
-    return contents;
-  };
-  if (options.dry_run) {
-    // A read: it creates nothing when the registry does not exist (then the
-    // import is planned against an empty one) and needs no write access.
-    RegistryContents contents;
-    store.read([&] { contents = current(); });
-    return plan_import(contents, models, by_name, cache_dir, options.replace).report;
-  }
+  // A dry run plans exactly as a real import (against an empty registry
+  // when there is none), and its changes are discarded: it creates nothing
+  // and needs no write access.
+  detail::WriteMode mode;
+  mode.bulk = true;
+  if (options.dry_run) mode.outcome = detail::WriteMode::Outcome::DryRun;
   ImportReport report;
-  store.bulk_write([&] {
-    const auto now = detail::now_ms();
-    const RegistryContents contents = current();
-    const ImportPlan plan = plan_import(contents, models, by_name, cache_dir, options.replace);
-    store.upsert_models(plan.paths, now);
-    store.add_histories("import", plan.paths, now);
-    for (const auto& change : plan.locks) {
-      store.set_lock(*change.name, change.locked, *change.reason);
-      store.add_history(change.locked ? "lock" : "unlock", *change.name, *change.path, *change.path,
+  impl_->store->write(
+      [&](detail::Writer& w) {
+        const auto now = detail::now_ms();
+        RegistryContents contents;
+        for (auto& e : w.models()) contents.entries.emplace(e.name, std::move(e));
+        contents.cache_dir = w.setting(detail::kCacheDirKey);
+        const ImportPlan plan = plan_import(contents, models, by_name, cache_dir, options.replace);
+        detail::set_models(w, "import", plan.paths, now);
+        for (const auto& change : plan.locks) {
+          w.set_lock(*change.name, change.locked, *change.reason);
+          w.add_history(change.locked ? "lock" : "unlock", *change.name, *change.path, *change.path,
                         now);
-    }
-    for (const auto* e : plan.removals) {
-      store.delete_model(e->name);
-      store.add_history("import", e->name, e->path, std::nullopt, now);
-    }
-    if (plan.cache_dir == ImportPlan::Dir::Set) impl_->set_dir(*cache_dir);
-    if (plan.cache_dir == ImportPlan::Dir::Unset) impl_->unset_dir();
-    report = plan.report;
-  });
+        }
+        for (const auto* e : plan.removals) {
+          w.delete_model(e->name);
+          w.add_history("import", e->name, e->path, std::nullopt, now);
+        }
+        if (plan.cache_dir == ImportPlan::Dir::Set) impl_->set_dir(w, *cache_dir);
+        if (plan.cache_dir == ImportPlan::Dir::Unset) impl_->unset_dir(w);
+        report = plan.report;
+      },
+      mode);
   return report;
 }
 

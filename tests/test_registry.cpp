@@ -525,7 +525,7 @@ TEST_CASE("operations in a transaction commit together", "[registry]") {
   }
 }
 
-// Sets in a transaction are written together, later (Store::defer_set); what
+// Sets in a transaction are written together, later (a WriteBatch); what
 // anything reads or writes in between must still see them in call order.
 TEST_CASE("sets in a transaction keep their order against everything else", "[registry]") {
   t::TestContext ctx;
@@ -583,7 +583,7 @@ TEST_CASE("sets in a transaction keep their order against everything else", "[re
 TEST_CASE("a transaction of more sets than are held back at once writes them all", "[registry]") {
   t::TestContext ctx;
   Registry reg(ctx.path("registry.db"));
-  const int count = 65536 + 3;  // past the batch size of Store::defer_set
+  const int count = 65536 + 3;  // past the size of a WriteBatch
   reg.transaction([&](tfimm::Transaction& tx) {
     for (int i = 0; i < count; ++i) {
       tx.set_model_cache("m" + std::to_string(i), "/data/m" + std::to_string(i));

@@ -1,4 +1,4 @@
-// Tests for lib/storage.cpp: the SQLite file, its schema and migrations, the
+// Tests for lib/storage/ and its SQLite backend: the SQLite file, its schema and migrations, the
 // upgrade from older releases, files that are refused and left untouched,
 // several processes creating or upgrading one file at once, busy and
 // network-file-system behaviour.

@@ -16,11 +16,11 @@ namespace tfimm::detail {
 // moments the lock is free, past the timeout. So: jittered sleeps growing
 // from 0.1 ms to 50 ms, and a waiter that has waited 1 s retries every
 // 2 to 4 ms until it gets its turn. Off: fail at once with SQLITE_BUSY.
-void Store::Connection::wait_when_busy(bool on) {
+void SqliteStore::Connection::wait_when_busy(bool on) {
   sqlite3_busy_handler(db.getHandle(), on ? &Connection::on_busy : nullptr, this);
 }
 
-int Store::Connection::on_busy(void* self, int attempt) {
+int SqliteStore::Connection::on_busy(void* self, int attempt) {
   auto& c = *static_cast<Connection*>(self);
   const auto now = std::chrono::steady_clock::now();
   if (attempt == 0) c.busy_since = now;

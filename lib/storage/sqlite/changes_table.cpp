@@ -8,13 +8,13 @@ namespace tfimm::detail {
 namespace {
 
 // tfimm_changes(?): an eponymous table-valued function over a
-// std::vector<Store::PathChange> bound with sqlite3_bind_pointer, so that
+// std::vector<PathChange> bound with sqlite3_bind_pointer, so that
 // one INSERT ... SELECT writes a whole import instead of a statement per row.
-constexpr const char* kChangesPointerType = "tfimm::Store::PathChange";
+constexpr const char* kChangesPointerType = "tfimm::detail::PathChange";
 
 struct ChangesCursor {
   sqlite3_vtab_cursor base;  // first: SQLite passes a pointer to it
-  const std::vector<Store::PathChange>* rows;
+  const std::vector<PathChange>* rows;
   std::size_t row;
 };
 
@@ -65,7 +65,7 @@ ChangesCursor& as_cursor(sqlite3_vtab_cursor* cursor) {
 
 int changes_filter(sqlite3_vtab_cursor* cursor, int, const char*, int argc, sqlite3_value** argv) {
   auto& c = as_cursor(cursor);
-  c.rows = argc == 1 ? static_cast<const std::vector<Store::PathChange>*>(
+  c.rows = argc == 1 ? static_cast<const std::vector<PathChange>*>(
                            sqlite3_value_pointer(argv[0], kChangesPointerType))
                      : nullptr;
   c.row = 0;
@@ -119,17 +119,20 @@ sqlite3_module changes_module() {
   return m;
 }
 
-void run_with_changes(sqlite3* db, const char* sql, const std::vector<Store::PathChange>& changes,
-                      const std::function<void(sqlite3_stmt*)>& bind_rest) {
+void run_with_changes(sqlite3* db, const char* sql, const std::vector<PathChange>& changes,
+                      const std::function<void(sqlite3_stmt*)>& bind_rest,
+                      const std::function<void(sqlite3_stmt*)>& on_row) {
   sqlite3_stmt* st = nullptr;
   int rc = sqlite3_prepare_v2(db, sql, -1, &st, nullptr);
   if (rc == SQLITE_OK) {
-    rc = sqlite3_bind_pointer(st, 1, const_cast<std::vector<Store::PathChange>*>(&changes),
+    rc = sqlite3_bind_pointer(st, 1, const_cast<std::vector<PathChange>*>(&changes),
                               kChangesPointerType, nullptr);
   }
   if (rc == SQLITE_OK) {
-    bind_rest(st);
-    rc = sqlite3_step(st);
+    if (bind_rest) bind_rest(st);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      if (on_row) on_row(st);
+    }
     if (rc == SQLITE_DONE) rc = SQLITE_OK;
   }
   if (rc != SQLITE_OK) {

@@ -13,7 +13,7 @@ namespace tfimm::detail {
 // on disk when `snapshot`), installs the busy handler and the tfimm_changes
 // table, refuses a foreign or newer file, makes every commit durable
 // (synchronous=FULL), migrates an older schema and sets the journal mode.
-std::unique_ptr<Store::Connection> Store::connect(bool create, bool snapshot) {
+std::unique_ptr<SqliteStore::Connection> SqliteStore::connect(bool create, bool snapshot) {
   // Registry serialises every use of a connection (one mutex per Registry),
   // so SQLite's own per-connection mutex is redundant: without it each
   // sqlite3_* call skips a lock/unlock pair.
@@ -36,7 +36,7 @@ std::unique_ptr<Store::Connection> Store::connect(bool create, bool snapshot) {
   return c;
 }
 
-void Store::set_journal_mode(Connection& c) {
+void SqliteStore::set_journal_mode(Connection& c) {
   auto& db = c.db;
   const std::string wanted = network_fs_ ? "delete" : "wal";
   if (db.execAndGet("PRAGMA journal_mode").getString() == wanted) return;

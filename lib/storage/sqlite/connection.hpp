@@ -15,7 +15,7 @@
 
 namespace tfimm::detail {
 
-struct Store::Connection {
+struct SqliteStore::Connection {
   Connection(const std::string& path, int flags, std::chrono::milliseconds busy)
       : db(path, flags), busy_timeout(busy) {
     wait_when_busy(true);
@@ -24,7 +24,7 @@ struct Store::Connection {
   std::unordered_map<const char*, std::unique_ptr<SQLite::Statement>> statements;
 
   // The value of one setting as last read outside a write, and the data
-  // version it was read at (Store::lookup).
+  // version it was read at (SqliteStore::lookup).
   struct CachedSetting {
     bool valid = false;
     std::string key;

@@ -44,7 +44,7 @@ std::string open_problem(const std::string& path) {
 
 }  // namespace
 
-void Store::fail(const std::exception& error, const char* operation) {
+void SqliteStore::fail(const std::exception& error, const char* operation) {
   // Only SQLite's errors are translated; the library's own and anything
   // thrown by a caller's transaction body pass through unchanged.
   const auto* sq = dynamic_cast<const SQLite::Exception*>(&error);

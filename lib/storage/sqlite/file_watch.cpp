@@ -11,7 +11,7 @@ namespace tfimm::detail {
 // Whether a registry opened as immutable may have changed since: another
 // process with write access may have written it through another mount or
 // as another user (then a -wal file appears, or the file itself changes).
-bool Store::snapshot_changed() const {
+bool SqliteStore::snapshot_changed() const {
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_ ||
       st.st_size != snapshot_size_ || st.st_mtim.tv_sec != snapshot_mtime_.tv_sec ||
@@ -21,12 +21,12 @@ bool Store::snapshot_changed() const {
   return has_changes_beside(path_);
 }
 
-bool Store::still_at_path() const {
+bool SqliteStore::still_at_path() const {
   struct stat st {};
   return ::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
 }
 
-void Store::check_identity() {
+void SqliteStore::check_identity() {
   if (depth_ > 0) return;  // inside a transaction: the file is locked
   // Before each read: has the open file been deleted or had another file
   // renamed over it? Either takes its last name away, which one fstat of the
@@ -41,12 +41,12 @@ void Store::check_identity() {
   retire_connection();
 }
 
-void Store::close_file_handle() noexcept {
+void SqliteStore::close_file_handle() noexcept {
   if (file_fd_ >= 0) ::close(file_fd_);
   file_fd_ = -1;
 }
 
-void Store::retire_connection() {
+void SqliteStore::retire_connection() {
   // Deleted or replaced while open: drop the connection to the old file so
   // that nothing is ever written into an unlinked file. First move what the
   // old file's write-ahead log holds into that old file and empty the log:

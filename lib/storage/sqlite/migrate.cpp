@@ -16,7 +16,7 @@ int schema_version() noexcept { return detail::kMigrations.back().version; }
 
 namespace detail {
 
-int Store::check_schema(Connection& c) {
+int SqliteStore::check_schema(Connection& c) {
   auto& db = c.db;
   // Look before writing anything: a foreign or damaged file is refused here.
   // One snapshot, so that another process's migration committing in between
@@ -48,7 +48,7 @@ int Store::check_schema(Connection& c) {
   return version;
 }
 
-void Store::migrate(Connection& c, int version) {
+void SqliteStore::migrate(Connection& c, int version) {
   auto& db = c.db;
   const bool read_only = sqlite3_db_readonly(db.getHandle(), "main") == 1;
   if (read_only) {

@@ -10,7 +10,6 @@
 #include "access.hpp"
 #include "fs.hpp"
 #include "storage/fork.hpp"
-#include "storage/name_order.hpp"
 #include "storage/sqlite/connection.hpp"
 #include "storage/sqlite/file_state.hpp"
 #include "storage/sqlite/header.hpp"
@@ -18,10 +17,10 @@
 
 namespace tfimm::detail {
 
-Store::Store(std::string path, std::chrono::milliseconds busy_timeout)
+SqliteStore::SqliteStore(std::string path, std::chrono::milliseconds busy_timeout)
     : path_(std::move(path)), busy_timeout_(busy_timeout) {}
 
-Store::~Store() {
+SqliteStore::~SqliteStore() {
   if (conn_ && owner_fork_ != fork_generation()) {
     abandon(conn_.get(), conn_->db.getHandle(), path_);
     conn_.release();
@@ -30,7 +29,7 @@ Store::~Store() {
   close_file_handle();
 }
 
-bool Store::open(bool create, bool for_write) {
+bool SqliteStore::open(bool create, bool for_write) {
   if (conn_ && owner_fork_ != fork_generation()) {
     // A child after fork(): never touch the parent's connection.
     abandon(conn_.get(), conn_->db.getHandle(), path_);
@@ -120,26 +119,19 @@ bool Store::open(bool create, bool for_write) {
   return true;
 }
 
-// Sets held by defer_set() before they are written anyway: about 10 MB.
-constexpr std::size_t kMaxDeferredSets = 65536;
-
-Store::Connection& Store::conn() {
-  // Every statement goes through here: deferred sets are written before
-  // anything else reads or writes (and may create the registry first).
-  if (!deferred_.empty() && !writing_deferred_) write_deferred();
-  if (!conn_) throw std::logic_error("tfimm: registry used before Store::open()");
+SqliteStore::Connection& SqliteStore::conn() {
+  if (!conn_) throw std::logic_error("tfimm: registry used before SqliteStore::open()");
   return *conn_;
 }
 
-bool Store::read_absent() {
-  // Pending sets are changes: they create the registry before the read. A
-  // registry that exists but cannot be written is read as it is.
-  if (!absent_ || !deferred_.empty() || !absent_->blocked.empty()) return false;
+bool SqliteStore::read_absent() {
+  // A registry that exists but cannot be written is read as it is.
+  if (!absent_ || !absent_->blocked.empty()) return false;
   absent_->read = true;
   return true;
 }
 
-void Store::materialize() {
+void SqliteStore::materialize() {
   const Absent absent = *absent_;
   absent_.reset();
   if (!absent.blocked.empty()) {
@@ -175,7 +167,7 @@ void Store::materialize() {
   }
 }
 
-void Store::begin_write() {
+void SqliteStore::begin_write() {
   auto& db = conn_->db;
   if (bulk_ && grown_ == nullptr) {
     // 32 MiB: the pages an import of 100 000 entries changes, with room, so
@@ -191,7 +183,7 @@ void Store::begin_write() {
   }
 }
 
-void Store::end_write() noexcept {
+void SqliteStore::end_write() noexcept {
   if (!conn_) return;
   auto* db = conn_->db.getHandle();
   if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -202,52 +194,16 @@ void Store::end_write() noexcept {
   grown_ = nullptr;
 }
 
-void Store::defer_set(std::string name, std::string path) {
-  if (depth_ == 0) throw std::logic_error("tfimm: Store::defer_set() outside write()");
-  // A repeated name: the pending sets first. Many pending sets: written in
-  // batches, so that a huge transaction does not hold them all in memory.
-  if (deferred_names_.count(name) != 0 || deferred_.size() >= kMaxDeferredSets) write_deferred();
-  deferred_.emplace_back(std::move(name), std::move(path));
-  deferred_names_.insert(deferred_.back().first);
-}
-
-void Store::write_deferred() {
-  writing_deferred_ = true;
-  struct Done {
-    Store& store;
-    ~Done() { store.drop_deferred(); }
-  } done{*this};
-  const auto now = now_ms();
-  if (deferred_.size() == 1) {
-    // One set (a transaction that reads after each write): the two kept
-    // statements of a single set, not two set-based ones prepared anew.
-    add_set_history(deferred_[0].first, deferred_[0].second, now);
-    upsert_model(deferred_[0].first, deferred_[0].second, now);
-    return;
-  }
-  std::vector<PathChange> changes;
-  changes.reserve(deferred_.size());
-  for (const auto& [key, i] :
-       name_order(deferred_, [](const auto& set) -> const std::string& { return set.first; })) {
-    changes.push_back({&deferred_[i].first, &deferred_[i].second, nullptr});
-  }
-  // History first: it reads each entry's old path.
-  add_histories("set", changes, now, OldPaths::Current);
-  upsert_models(changes, now);
-}
-
-void Store::drop_deferred() noexcept {
-  deferred_.clear();
-  deferred_names_.clear();
-  writing_deferred_ = false;
-}
-
-bool Store::read(const std::function<void()>& body) {
+bool SqliteStore::read(const std::function<void(Reader&)>& body, Consistency consistency) {
   if (depth_ > 0) {
-    body();
+    body(*this);
     return true;
   }
   if (!open(false)) return false;
+  if (consistency == Consistency::PerCall) {
+    body(*this);
+    return true;
+  }
   auto& db = conn_->db;
   try {
     db.exec("BEGIN");
@@ -255,7 +211,7 @@ bool Store::read(const std::function<void()>& body) {
     fail(e, "read");
   }
   try {
-    body();
+    body(*this);
     db.exec("COMMIT");
   } catch (const std::exception& e) {
     sqlite3_exec(db.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
@@ -267,11 +223,17 @@ bool Store::read(const std::function<void()>& body) {
   return true;
 }
 
-void Store::write(const std::function<void()>& body) {
+bool SqliteStore::commit_write(const std::function<void(Writer&)>& body, WriteMode mode) {
   if (depth_ > 0) {
-    body();
-    return;
+    body(*this);
+    return true;
   }
+  if (mode.missing == WriteMode::Missing::ExistingOnly && !open(false)) return false;
+  bulk_ = mode.bulk;
+  struct Done {
+    SqliteStore& store;
+    ~Done() { store.bulk_ = false; }
+  } done{*this};
   const unsigned long generation = fork_generation();
   if (conn_ && owner_fork_ != generation) open(false);
   if (conn_) {
@@ -335,7 +297,7 @@ void Store::write(const std::function<void()>& body) {
     return true;
   };
   try {
-    body();
+    body(*this);
     if (fork_generation() != generation) {
       throw TransactionMisuse("this process was forked inside a transaction() body on registry " +
                               path_ +
@@ -343,23 +305,21 @@ void Store::write(const std::function<void()>& body) {
                               "or rolls it back, and this process wrote nothing. It can still "
                               "read the registry; write from the parent");
     }
-    if (!deferred_.empty()) write_deferred();
     --depth_;
     if (absent_) {
       absent_.reset();  // nothing changed: nothing to create or write
       end_write();
-      return;
+      return true;
     }
-    conn_->db.exec("COMMIT");
+    commit();
     end_write();
+    return true;
   } catch (const SQLite::Exception& e) {
-    drop_deferred();
     depth_ = 0;
     absent_.reset();
     if (!inherited()) end_write();
     fail(e, "write to");
   } catch (...) {
-    drop_deferred();
     depth_ = 0;
     absent_.reset();
     if (!inherited()) end_write();
@@ -367,17 +327,6 @@ void Store::write(const std::function<void()>& body) {
   }
 }
 
-void Store::bulk_write(const std::function<void()>& body) {
-  if (depth_ > 0) {
-    body();
-    return;
-  }
-  bulk_ = true;
-  struct Done {
-    Store& store;
-    ~Done() { store.bulk_ = false; }
-  } done{*this};
-  write(body);
-}
+void SqliteStore::commit() { conn_->db.exec("COMMIT"); }
 
 }  // namespace tfimm::detail

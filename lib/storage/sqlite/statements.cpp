@@ -45,7 +45,7 @@ class Use {
 
 // -- reads --------------------------------------------------------------------
 
-std::optional<std::string> Store::model_path(const std::string& name) {
+std::optional<std::string> SqliteStore::model_path(const std::string& name) {
   if (read_absent()) return {};
   try {
     Use st(conn().prepare("SELECT path FROM models WHERE name = ?"));
@@ -57,7 +57,35 @@ std::optional<std::string> Store::model_path(const std::string& name) {
   }
 }
 
-Store::Lookup Store::lookup(const std::string& name, const std::string& setting_key) {
+std::vector<std::optional<std::string>> SqliteStore::model_paths(
+    const std::vector<PathChange>& changes) {
+  std::vector<std::optional<std::string>> out(changes.size());
+  if (changes.empty() || read_absent()) return out;
+  if (changes.size() == 1) {
+    // One name (a transaction that reads after each set): the kept
+    // statement, not a set-based one prepared anew.
+    out[0] = model_path(*changes[0].name);
+    return out;
+  }
+  try {
+    std::size_t i = 0;
+    run_with_changes(conn().db.getHandle(),
+                     "SELECT (SELECT path FROM models WHERE name = c.name) "
+                     "FROM tfimm_changes(?1) AS c",
+                     changes, nullptr, [&](sqlite3_stmt* st) {
+                       if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+                         out[i].emplace(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)),
+                                        static_cast<std::size_t>(sqlite3_column_bytes(st, 0)));
+                       }
+                       ++i;
+                     });
+    return out;
+  } catch (const std::exception& e) {
+    fail(e, "look up models in");
+  }
+}
+
+Lookup SqliteStore::lookup(const std::string& name, const std::string& setting_key) {
   if (read_absent()) return {};
   try {
     auto& c = conn();
@@ -97,7 +125,7 @@ Store::Lookup Store::lookup(const std::string& name, const std::string& setting_
   }
 }
 
-std::optional<Entry> Store::model(const std::string& name) {
+std::optional<Entry> SqliteStore::model(const std::string& name) {
   if (read_absent()) return {};
   try {
     static const std::string sql =
@@ -111,7 +139,7 @@ std::optional<Entry> Store::model(const std::string& name) {
   }
 }
 
-std::vector<Entry> Store::models() {
+std::vector<Entry> SqliteStore::models() {
   if (read_absent()) return {};
   try {
     static const std::string sql =
@@ -125,7 +153,7 @@ std::vector<Entry> Store::models() {
   }
 }
 
-std::vector<std::string> Store::model_names() {
+std::vector<std::string> SqliteStore::model_names() {
   if (read_absent()) return {};
   try {
     Use st(conn().prepare("SELECT name FROM models ORDER BY name"));
@@ -137,7 +165,7 @@ std::vector<std::string> Store::model_names() {
   }
 }
 
-std::size_t Store::model_count() {
+std::size_t SqliteStore::model_count() {
   if (read_absent()) return {};
   try {
     Use st(conn().prepare("SELECT count(*) FROM models"));
@@ -148,7 +176,7 @@ std::size_t Store::model_count() {
   }
 }
 
-std::optional<std::string> Store::setting(const std::string& key) {
+std::optional<std::string> SqliteStore::setting(const std::string& key) {
   if (read_absent()) return {};
   try {
     Use st(conn().prepare("SELECT value FROM settings WHERE key = ?"));
@@ -160,8 +188,8 @@ std::optional<std::string> Store::setting(const std::string& key) {
   }
 }
 
-std::vector<HistoryRecord> Store::history(const std::optional<std::string>& name,
-                                          std::size_t limit) {
+std::vector<HistoryRecord> SqliteStore::history(const std::optional<std::string>& name,
+                                                std::size_t limit) {
   if (read_absent()) return {};
   try {
     const char* sql =
@@ -194,50 +222,63 @@ std::vector<HistoryRecord> Store::history(const std::optional<std::string>& name
 
 // -- writes -------------------------------------------------------------------
 
-void Store::upsert_model(const std::string& name, const std::string& path, Timestamp now) {
-  if (absent_) materialize();
-  try {
-    Use st(conn().prepare(
-        "INSERT INTO models(name, path, created_at, updated_at) VALUES(?1, ?2, ?3, ?3) "
-        "ON CONFLICT(name) DO UPDATE SET path = excluded.path, "
-        "updated_at = excluded.updated_at, missing_since = NULL"));
-    st->bindNoCopy(1, name);
-    st->bindNoCopy(2, path);
-    st->bind(3, static_cast<std::int64_t>(now));
-    st->exec();
-  } catch (const std::exception& e) {
-    fail(e, "register a model in");
-  }
-}
-
-void Store::upsert_models(const std::vector<PathChange>& changes, Timestamp now) {
+void SqliteStore::put_paths(const std::vector<PathChange>& changes, Timestamp now,
+                            std::optional<Timestamp> missing_since) {
   if (changes.empty()) return;
   if (absent_) materialize();
   try {
+    if (changes.size() == 1) {
+      // One set: the kept statement.
+      Use st(conn().prepare(
+          "INSERT INTO models(name, path, created_at, updated_at, missing_since) "
+          "VALUES(?1, ?2, ?3, ?3, ?4) "
+          "ON CONFLICT(name) DO UPDATE SET path = excluded.path, "
+          "updated_at = excluded.updated_at, missing_since = excluded.missing_since"));
+      st->bindNoCopy(1, *changes[0].name);
+      st->bindNoCopy(2, *changes[0].path);
+      st->bind(3, static_cast<std::int64_t>(now));
+      if (missing_since) {
+        st->bind(4, static_cast<std::int64_t>(*missing_since));
+      } else {
+        st->bind(4);
+      }
+      st->exec();
+      return;
+    }
     run_with_changes(conn().db.getHandle(),
-                     "INSERT INTO models(name, path, created_at, updated_at) "
-                     "SELECT name, path, ?2, ?2 FROM tfimm_changes(?1) WHERE true "
+                     "INSERT INTO models(name, path, created_at, updated_at, missing_since) "
+                     "SELECT name, path, ?2, ?2, ?3 FROM tfimm_changes(?1) WHERE true "
                      "ON CONFLICT(name) DO UPDATE SET path = excluded.path, "
-                     "updated_at = excluded.updated_at, missing_since = NULL",
-                     changes, [&](sqlite3_stmt* st) { sqlite3_bind_int64(st, 2, now); });
+                     "updated_at = excluded.updated_at, missing_since = excluded.missing_since",
+                     changes, [&](sqlite3_stmt* st) {
+                       sqlite3_bind_int64(st, 2, now);
+                       if (missing_since) {
+                         sqlite3_bind_int64(st, 3, *missing_since);
+                       } else {
+                         sqlite3_bind_null(st, 3);
+                       }
+                     });
   } catch (const std::exception& e) {
-    fail(e, "register models in");
+    fail(e, changes.size() == 1 ? "register a model in" : "register models in");
   }
 }
 
-void Store::add_histories(const std::string& action, const std::vector<PathChange>& changes,
-                          Timestamp now, OldPaths old_paths) {
+void SqliteStore::add_histories(const std::string& action, const std::vector<PathChange>& changes,
+                                Timestamp now) {
   if (changes.empty()) return;
+  if (changes.size() == 1) {
+    // One set: the kept statement.
+    const auto& c = changes[0];
+    add_history(action, *c.name,
+                c.old_path ? std::optional<std::string>(*c.old_path) : std::nullopt, *c.path, now);
+    return;
+  }
   if (absent_) materialize();
   try {
     const Actor& who = actor_base();
     const char* sql =
-        old_paths == OldPaths::Given
-            ? "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
-              "SELECT ?2, ?3, name, old_path, path, ?4, ?5, ?6 FROM tfimm_changes(?1)"
-            : "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
-              "SELECT ?2, ?3, c.name, (SELECT path FROM models WHERE name = c.name), c.path, "
-              "?4, ?5, ?6 FROM tfimm_changes(?1) AS c";
+        "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
+        "SELECT ?2, ?3, name, old_path, path, ?4, ?5, ?6 FROM tfimm_changes(?1)";
     run_with_changes(conn().db.getHandle(), sql, changes, [&](sqlite3_stmt* st) {
       sqlite3_bind_int64(st, 2, now);
       sqlite3_bind_text(st, 3, action.data(), static_cast<int>(action.size()), SQLITE_STATIC);
@@ -250,7 +291,7 @@ void Store::add_histories(const std::string& action, const std::vector<PathChang
   }
 }
 
-bool Store::delete_model(const std::string& name) {
+bool SqliteStore::delete_model(const std::string& name) {
   if (read_absent()) return false;  // no such row
   if (absent_ && !model_path(name)) return false;
   if (absent_) materialize();
@@ -263,7 +304,7 @@ bool Store::delete_model(const std::string& name) {
   }
 }
 
-void Store::set_lock(const std::string& name, bool locked, const std::string& reason) {
+void SqliteStore::set_lock(const std::string& name, bool locked, const std::string& reason) {
   if (read_absent()) return;  // no such row
   if (absent_) materialize();
   try {
@@ -277,30 +318,31 @@ void Store::set_lock(const std::string& name, bool locked, const std::string& re
   }
 }
 
-void Store::mark_missing(const std::string& name, const std::string& path, Timestamp updated_at,
-                         std::optional<Timestamp> now) {
+void SqliteStore::set_missing(const Entry& seen, std::optional<Timestamp> value,
+                              bool only_if_unset) {
   if (read_absent()) return;  // no such row
   if (absent_) materialize();
   try {
     Use st(
-        conn().prepare("UPDATE models SET missing_since = CASE WHEN ?4 IS NULL THEN NULL "
-                       "ELSE coalesce(missing_since, ?4) END "
-                       "WHERE name = ?1 AND path = ?2 AND updated_at = ?3"));
-    st->bindNoCopy(1, name);
-    st->bindNoCopy(2, path);
-    st->bind(3, static_cast<std::int64_t>(updated_at));
-    if (now) {
-      st->bind(4, static_cast<std::int64_t>(*now));
+        conn().prepare("UPDATE models SET missing_since = ?4 "
+                       "WHERE name = ?1 AND path = ?2 AND updated_at = ?3 "
+                       "AND (?5 = 0 OR missing_since IS NULL)"));
+    st->bindNoCopy(1, seen.name);
+    st->bindNoCopy(2, seen.path);
+    st->bind(3, static_cast<std::int64_t>(seen.updated_at));
+    if (value) {
+      st->bind(4, static_cast<std::int64_t>(*value));
     } else {
       st->bind(4);
     }
+    st->bind(5, only_if_unset ? 1 : 0);
     st->exec();
   } catch (const std::exception& e) {
     fail(e, "record missing paths in");
   }
 }
 
-void Store::put_setting(const std::string& key, const std::string& value) {
+void SqliteStore::put_setting(const std::string& key, const std::string& value) {
   if (absent_) materialize();
   try {
     Use st(
@@ -314,7 +356,7 @@ void Store::put_setting(const std::string& key, const std::string& value) {
   }
 }
 
-bool Store::delete_setting(const std::string& key) {
+bool SqliteStore::delete_setting(const std::string& key) {
   if (read_absent()) return false;  // no such row
   if (absent_ && !setting(key)) return false;
   if (absent_) materialize();
@@ -327,9 +369,9 @@ bool Store::delete_setting(const std::string& key) {
   }
 }
 
-void Store::add_history(const std::string& action, const std::string& name,
-                        const std::optional<std::string>& old_path,
-                        const std::optional<std::string>& new_path, Timestamp now) {
+void SqliteStore::add_history(const std::string& action, const std::string& name,
+                              const std::optional<std::string>& old_path,
+                              const std::optional<std::string>& new_path, Timestamp now) {
   if (absent_) materialize();
   try {
     const Actor& who = actor_base();
@@ -358,37 +400,9 @@ void Store::add_history(const std::string& action, const std::string& name,
   }
 }
 
-void Store::add_set_history(const std::string& name, const std::string& new_path, Timestamp now) {
-  if (absent_) materialize();
-  try {
-    const Actor& who = actor_base();
-    // The old path is read by the same statement: one step per set, not two.
-    Use st(conn().prepare(
-        "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
-        "VALUES(?1, 'set', ?2, (SELECT path FROM models WHERE name = ?2), ?3, ?4, ?5, ?6)"));
-    st->bind(1, static_cast<std::int64_t>(now));
-    st->bindNoCopy(2, name);
-    st->bindNoCopy(3, new_path);
-    st->bindNoCopy(4, who.user);
-    st->bindNoCopy(5, who.host);
-    st->bind(6, static_cast<std::int64_t>(current_pid()));
-    st->exec();
-  } catch (const std::exception& e) {
-    fail(e, "record history in");
-  }
-}
-
 // -- facts --------------------------------------------------------------------
 
-int Store::user_version() {
-  try {
-    return conn().db.execAndGet("PRAGMA user_version").getInt();
-  } catch (const std::exception& e) {
-    fail(e, "read the schema version of");
-  }
-}
-
-std::string Store::journal_mode() {
+std::string SqliteStore::journal_mode() {
   // SQLite reports "delete" for a file it reads as immutable, whatever the
   // file's own mode.
   if (snapshot_) return "wal";  // only a WAL file is read as it is
@@ -399,7 +413,7 @@ std::string Store::journal_mode() {
   }
 }
 
-std::string Store::integrity_check() {
+std::string SqliteStore::integrity_check() {
   try {
     return conn().db.execAndGet("PRAGMA integrity_check").getString();
   } catch (const std::exception& e) {

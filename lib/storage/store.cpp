@@ -1,0 +1,94 @@
+#include "storage/store.hpp"
+
+#include "storage/sqlite/sqlite_store.hpp"
+
+namespace tfimm::detail {
+namespace {
+
+// The Writer of a dry run: reads go to the registry as it is, changes go
+// nowhere. Written once, above the backends, so that no backend's dry run
+// can create or change a registry.
+class DiscardingWriter final : public Writer {
+ public:
+  explicit DiscardingWriter(Reader& reader) : reader_(reader) {}
+
+  Lookup lookup(const std::string& name, const std::string& setting_key) override {
+    return reader_.lookup(name, setting_key);
+  }
+  std::optional<std::string> model_path(const std::string& name) override {
+    return reader_.model_path(name);
+  }
+  std::vector<std::optional<std::string>> model_paths(
+      const std::vector<PathChange>& changes) override {
+    return reader_.model_paths(changes);
+  }
+  std::optional<Entry> model(const std::string& name) override { return reader_.model(name); }
+  std::vector<Entry> models() override { return reader_.models(); }
+  std::vector<std::string> model_names() override { return reader_.model_names(); }
+  std::size_t model_count() override { return reader_.model_count(); }
+  std::optional<std::string> setting(const std::string& key) override {
+    return reader_.setting(key);
+  }
+  std::vector<HistoryRecord> history(const std::optional<std::string>& name,
+                                     std::size_t limit) override {
+    return reader_.history(name, limit);
+  }
+
+  void begin_change() override {}
+  void put_paths(const std::vector<PathChange>&, Timestamp, std::optional<Timestamp>) override {}
+  bool delete_model(const std::string& name) override { return model_path(name).has_value(); }
+  void set_lock(const std::string&, bool, const std::string&) override {}
+  void set_missing(const Entry&, std::optional<Timestamp>, bool) override {}
+  void put_setting(const std::string&, const std::string&) override {}
+  bool delete_setting(const std::string& key) override { return setting(key).has_value(); }
+  void add_history(const std::string&, const std::string&, const std::optional<std::string>&,
+                   const std::optional<std::string>&, Timestamp) override {}
+  void add_histories(const std::string&, const std::vector<PathChange>&, Timestamp) override {}
+
+ private:
+  Reader& reader_;
+};
+
+// An empty registry, for a dry run on one that does not exist.
+class EmptyReader final : public Reader {
+ public:
+  Lookup lookup(const std::string&, const std::string&) override { return {}; }
+  std::optional<std::string> model_path(const std::string&) override { return std::nullopt; }
+  std::vector<std::optional<std::string>> model_paths(
+      const std::vector<PathChange>& changes) override {
+    return std::vector<std::optional<std::string>>(changes.size());
+  }
+  std::optional<Entry> model(const std::string&) override { return std::nullopt; }
+  std::vector<Entry> models() override { return {}; }
+  std::vector<std::string> model_names() override { return {}; }
+  std::size_t model_count() override { return 0; }
+  std::optional<std::string> setting(const std::string&) override { return std::nullopt; }
+  std::vector<HistoryRecord> history(const std::optional<std::string>&, std::size_t) override {
+    return {};
+  }
+};
+
+}  // namespace
+
+bool Store::write(const std::function<void(Writer&)>& body, WriteMode mode) {
+  if (mode.outcome == WriteMode::Outcome::Commit) return commit_write(body, mode);
+  // A dry run is a read: it needs no write access and creates nothing.
+  const bool found = read([&](Reader& reader) {
+    DiscardingWriter writer(reader);
+    body(writer);
+  });
+  if (found || mode.missing == WriteMode::Missing::ExistingOnly) return found;
+  EmptyReader empty;
+  DiscardingWriter writer(empty);
+  body(writer);
+  return true;
+}
+
+std::unique_ptr<Store> open_store(const std::string& location,
+                                  std::chrono::milliseconds busy_timeout) {
+  // A new backend adds its scheme here (postgresql:// ...) and its directory
+  // beside storage/sqlite/; everything else is an SQLite file path.
+  return std::make_unique<SqliteStore>(location, busy_timeout);
+}
+
+}  // namespace tfimm::detail
