@@ -719,3 +719,31 @@ TEST_CASE("a dry run on a registry that does not exist creates nothing", "[stora
   CHECK_FALSE(t::exists(file));
   CHECK_FALSE(t::exists(ctx.path("state")));
 }
+
+TEST_CASE("the library's refusals name no option of the tool: that advice is the tool's",
+          "[storage][errors]") {
+  t::TempDir dir;
+  const std::string fifo = dir / "registry.fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+  const std::string notes = dir / "notes.db";
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "these are my notes, not a database\n";
+  t::write_file(notes, text);
+  const std::string link = dir / "gone.db";
+  REQUIRE(::symlink((dir / "nowhere/registry.db").c_str(), link.c_str()) == 0);
+  for (const auto& path : {fifo, notes, link}) {
+    INFO(path);
+    tfimm::Registry reg(path);
+    try {
+      reg.set_model_cache("resnet18", "/data/resnet18");
+      FAIL("no error");
+    } catch (const tfimm::RegistryError& e) {
+      const std::string message = e.what();
+      INFO(message);
+      CHECK(message.find("--registry") == std::string::npos);
+      CHECK(message.find("TFIMM_REGISTRY") == std::string::npos);
+      CHECK((message.find("left unchanged") != std::string::npos ||
+             message.find("nothing was read or created") != std::string::npos));
+    }
+  }
+}

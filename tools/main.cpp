@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "advice.hpp"
 #include "cmd_audit.hpp"
 #include "cmd_dir.hpp"
 #include "cmd_doctor.hpp"
@@ -441,7 +442,7 @@ int run(int argc, char** argv) {
     if (!e.path().empty() && message.find(e.path()) == std::string::npos) {
       message += " (registry " + printable(e.path()) + ")";
     }
-    return fail(kExitRegistry, message);
+    return fail(kExitRegistry, with_advice(e, std::move(message)));
   } catch (const tfimm::Error& e) {  // InvalidName, InvalidPath, InvalidInput, UnknownModel
     return fail(kExitUsage, e.what());
   } catch (const std::exception& e) {

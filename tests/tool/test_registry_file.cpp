@@ -274,3 +274,21 @@ TEST_CASE("a file-size limit reached by a write gives one error line, not a kill
   CHECK(r.err.find("file-size limit") != std::string::npos);
   CHECK(tool.ok({"list"}).find("m0") == std::string::npos);
 }
+
+TEST_CASE("a refused registry file gets the tool's advice naming --registry and $TFIMM_REGISTRY",
+          "[registry-file][errors]") {
+  Tool tool;
+  const std::string notes = tool.path("notes.db");
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "these are my notes, not a database\n";
+  t::write_file(notes, text);
+  const auto r = tool.run_bare({"--registry", notes, "list"});
+  INFO(r.err);
+  CHECK(r.exit_code == 3);
+  CHECK(r.err.find("it is not an SQLite database") != std::string::npos);
+  CHECK(
+      r.err.find("for the registry. --registry FILE or $TFIMM_REGISTRY picks the registry file") !=
+      std::string::npos);
+  CHECK(tfimm::tooltest::lines(r.err).size() == 1);
+  CHECK(t::read_file(notes) == text);
+}

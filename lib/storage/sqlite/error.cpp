@@ -1,4 +1,5 @@
-// SQLite's errors, mapped to the library's kinds of RegistryError.
+// SQLite's error codes, mapped to the storage layer's neutral kinds
+// (storage/errors.hpp).
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <filesystem>
 
 #include "access.hpp"
+#include "storage/errors.hpp"
 #include "storage/sqlite/connection.hpp"
 
 namespace tfimm::detail {
@@ -36,8 +38,7 @@ std::string open_problem(const std::string& path) {
     return "SQLite needs to create " + shm + " beside it to read a registry that has " + wal +
            ", and this process cannot create files in " + dir + " (" + std::strerror(errno) +
            "); let a user who can write " + dir +
-           " run any tfimm-cache command on it once, or "
-           "give read-only users a copy made with `tfimm-cache export`";
+           " open it once (any command does), or give read-only users an exported copy";
   }
   return "check that the file and its directory are accessible to this process";
 }
@@ -62,63 +63,53 @@ void SqliteStore::fail(const std::exception& error, const char* operation) {
       ::statvfs(path_.c_str(), &vfs) == 0 && vfs.f_bavail == 0) {
     code = SQLITE_FULL;
   }
-  // Every operation reads as a phrase with the registry's path after it:
-  // "could not record history in /srv/registry.db".
-  const std::string doing = std::string(operation) + " " + path_;
-  const auto on_read_only_file_system = [&] {
-    return RegistryReadOnly(path_, "registry " + path_ +
-                                       " is on a read-only file system; could not " + doing +
-                                       ", nothing was changed. To change it, use a copy on a "
-                                       "writable file system");
-  };
+  Failure f;
+  f.where = path_;
+  f.operation = operation;
+  f.detail = error.what();
+  f.busy_timeout = busy_timeout_;
   switch (code) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      throw RegistryBusy(path_, "registry " + path_ +
-                                    " is busy: another process held its lock for longer than "
-                                    "the busy timeout of " +
-                                    std::to_string(busy_timeout_.count()) + " ms, so this " +
-                                    "process could not " + doing +
-                                    "; nothing was changed. Retry, or raise the busy timeout");
+      f.kind = Failure::Kind::Busy;
+      break;
     case SQLITE_READONLY:
     case SQLITE_PERM:
-      if (read_only_file_system(path_)) throw on_read_only_file_system();
-      throw RegistryReadOnly(path_, "registry " + path_ +
-                                        " is read-only for this process (file or directory "
-                                        "permissions); could not " +
-                                        doing +
-                                        ", nothing was changed. Ask its owner for write "
-                                        "access, or use another registry with --registry");
+      f.kind = read_only_file_system(path_) ? Failure::Kind::ReadOnlyFileSystem
+                                            : Failure::Kind::ReadOnly;
+      break;
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-      throw RegistryCorrupt(path_, "registry " + path_ + " is damaged (" + error.what() +
-                                       "); could not " + doing +
-                                       ", nothing was changed. Restore it from a backup made "
-                                       "with `tfimm-cache export`, or move it aside");
+      f.kind = Failure::Kind::Corrupt;
+      break;
     case SQLITE_FULL:
-      throw RegistryFull(path_, "the disk holding registry " + path_ +
-                                    " is full (or a quota or file-size limit was reached); "
-                                    "could not " +
-                                    doing + ", nothing was changed. Free space and retry");
+      f.kind = Failure::Kind::Full;
+      break;
     case SQLITE_CANTOPEN:
-      if (read_only_file_system(path_)) throw on_read_only_file_system();
-      throw RegistryError(path_, "cannot open registry " + path_ + ": " + open_problem(path_));
+      if (read_only_file_system(path_)) {
+        f.kind = Failure::Kind::ReadOnlyFileSystem;
+      } else {
+        f.kind = Failure::Kind::CannotOpen;
+        f.detail = open_problem(path_);
+      }
+      break;
     case SQLITE_IOERR: {
       // SQLite does not always keep the system's reason (a file-size limit
-      // reads as a plain write error), so name the likely ones.
+      // reads as a plain write error), so name the likely ones. Anything but
+      // a read may be a write that did not fit: of the log, of the -shm (made
+      // and grown when a connection opens), of the file.
       const int extended = sq->getExtendedErrorCode();
-      // Anything but a read may be a write that did not fit: of the log, of
-      // the -shm (made and grown when a connection opens), of the file.
       const bool writing = extended != SQLITE_IOERR_READ && extended != SQLITE_IOERR_SHORT_READ;
-      throw RegistryError(path_, "could not " + doing + ": " + error.what() +
-                                     (writing ? " (the disk may be full, or a quota or "
-                                                "file-size limit reached)"
-                                              : "") +
-                                     "; nothing was changed");
+      f.detail += std::string(writing ? " (the disk may be full, or a quota or "
+                                        "file-size limit reached)"
+                                      : "") +
+                  "; nothing was changed";
+      break;
     }
     default:
-      throw RegistryError(path_, "could not " + doing + ": " + error.what());
+      break;
   }
+  raise(f);
 }
 
 }  // namespace tfimm::detail

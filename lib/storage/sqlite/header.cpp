@@ -51,8 +51,8 @@ Header read_header(const std::string& path) {
     const int err = errno;
     if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
       throw NotARegistry(path, "registry path " + path + " is " + file_kind(st.st_mode) +
-                                   ", not a registry file; it was left unchanged. Point "
-                                   "--registry or $TFIMM_REGISTRY at a regular file");
+                                   ", not a registry file; it was left unchanged. Use a "
+                                   "regular file as the registry");
     }
     throw RegistryError(path, "cannot read registry " + path + ": " + std::strerror(err) +
                                   "; nothing was read or changed. Check the file's permissions "
@@ -62,8 +62,8 @@ Header read_header(const std::string& path) {
     const mode_t mode = st.st_mode;
     ::close(fd);
     throw NotARegistry(path, "registry path " + path + " is " + file_kind(mode) +
-                                 ", not a registry file; it was left unchanged. Point "
-                                 "--registry or $TFIMM_REGISTRY at a regular file");
+                                 ", not a registry file; it was left unchanged. Use a "
+                                 "regular file as the registry");
   }
   std::array<unsigned char, 100> buf{};
   while (h.size < buf.size()) {
@@ -95,7 +95,7 @@ NotARegistry foreign_database(const std::string& path, std::int32_t app_id) {
                                 ": it is an SQLite database of another application (" +
                                 (app_id != 0 ? "application_id " + hex(app_id)
                                              : std::string("tables but no registry schema")) +
-                                "); it was left unchanged. Choose another file with --registry");
+                                "); it was left unchanged. Choose another file for the registry");
 }
 
 Header check_header(const std::string& path) {
@@ -105,7 +105,7 @@ Header check_header(const std::string& path) {
     throw NotARegistry(path, "refusing to use " + path +
                                  ": it is not an SQLite database, so not a tfimm-cache "
                                  "registry; it was left unchanged. Move it aside or choose "
-                                 "another file with --registry");
+                                 "another file for the registry");
   }
   if (h.application_id != 0 && h.application_id != kApplicationId) {
     throw foreign_database(path, h.application_id);
@@ -137,7 +137,7 @@ bool registry_exists(const std::string& path) {
     throw RegistryError(path, "registry path " + path + " is a symbolic link to " + target +
                                   ", which does not exist (a share that is not mounted?); "
                                   "nothing was read or created. Create the file it points to, "
-                                  "or point --registry at the registry itself");
+                                  "or use the registry's own path");
   }
   if (err == ENOENT || err == ENOTDIR) return false;
   throw RegistryError(path, "cannot look at registry " + path + ": " + std::strerror(err) +

@@ -55,8 +55,8 @@ void SqliteStore::migrate(Connection& c, int version) {
     throw RegistryReadOnly(path_, "registry " + path_ + " has schema " + std::to_string(version) +
                                       " and needs upgrading to " +
                                       std::to_string(schema_version()) +
-                                      ", but it is read-only for this process. Run "
-                                      "`tfimm-cache migrate` as a user who can write it");
+                                      ", but it is read-only for this process. Migrate it "
+                                      "as a user who can write it");
   }
   for (const auto& m : kMigrations) {
     if (m.version <= version) continue;
@@ -116,7 +116,7 @@ MigrationStatus inspect_migrations(const std::string& path) {
       }
     } catch (const SQLite::Exception& e) {
       throw RegistryError(path, "cannot read the schema of registry " + path + ": " + e.what() +
-                                    "; nothing was changed. `tfimm-cache doctor` says more");
+                                    "; nothing was changed");
     }
   }
   for (const auto& m : kMigrations) {

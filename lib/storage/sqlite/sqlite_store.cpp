@@ -59,8 +59,8 @@ bool SqliteStore::open(bool create, bool for_write) {
     if (ec) {
       throw RegistryError(path_, "cannot create the directory " + parent.string() +
                                      " for registry " + path_ + ": " + ec.message() +
-                                     "; nothing was changed. Create it yourself, or point "
-                                     "--registry at a file in a directory you can write");
+                                     "; nothing was changed. Create it yourself, or choose a "
+                                     "registry file in a directory you can write");
     }
   }
   const std::string cannot_write = exists ? permission_problem(path_) : std::string();
@@ -72,8 +72,7 @@ bool SqliteStore::open(bool create, bool for_write) {
       throw RegistryReadOnly(path_, "registry " + path_ +
                                         " cannot be changed by this process: " + cannot_write +
                                         ". Nothing was changed; reads still work. Ask its owner "
-                                        "for write access, or use another registry with "
-                                        "--registry");
+                                        "for write access, or use another registry");
     }
   }
   network_fs_ = on_network_fs(path_, &fs_type_);
@@ -143,7 +142,7 @@ void SqliteStore::materialize() {
     throw RegistryReadOnly(path_, "registry " + path_ +
                                       " cannot be changed by this process: " + absent.blocked +
                                       ". Nothing was changed. Ask its owner for write access, "
-                                      "or use another registry with --registry");
+                                      "or use another registry");
   }
   const int depth = depth_;
   open(true);
