@@ -18,17 +18,16 @@ void raise(const Failure& f) {
                                     "process could not " + doing +
                                     "; nothing was changed. Retry, or raise the busy timeout");
     case Failure::Kind::ReadOnlyFileSystem:
-      throw RegistryReadOnly(where, "registry " + where +
-                                        " is on a read-only file system; could not " + doing +
-                                        ", nothing was changed. To change it, use a copy on a "
-                                        "writable file system");
-    case Failure::Kind::ReadOnly:
-      throw RegistryReadOnly(where, "registry " + where +
-                                        " is read-only for this process (file or directory "
-                                        "permissions); could not " +
-                                        doing +
-                                        ", nothing was changed. Ask its owner for write "
-                                        "access, or use another registry");
+    case Failure::Kind::ReadOnly: {
+      const bool fs = f.kind == Failure::Kind::ReadOnlyFileSystem;
+      throw RegistryReadOnly(
+          where, "registry " + where +
+                     (fs ? " is on a read-only file system"
+                         : " is read-only for this process (file or directory permissions)") +
+                     "; could not " + doing + ", nothing was changed. " +
+                     (fs ? "To change it, use a copy on a writable file system"
+                         : "Ask its owner for write access, or use another registry"));
+    }
     case Failure::Kind::Corrupt:
       throw RegistryCorrupt(where, "registry " + where + " is damaged (" + f.detail +
                                        "); could not " + doing +

@@ -18,12 +18,20 @@ struct ChangesCursor {
   std::size_t row;
 };
 
+// Zeroed memory for one T from SQLite's allocator, which SQLite frees with
+// sqlite3_free (the table and cursor structs it hands back).
+template <class T>
+T* zeroed() {
+  auto* p = static_cast<T*>(sqlite3_malloc(sizeof(T)));
+  if (p != nullptr) std::memset(p, 0, sizeof(T));
+  return p;
+}
+
 int changes_connect(sqlite3* db, void*, int, const char* const*, sqlite3_vtab** out, char**) {
   const int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(name, path, old_path, rows HIDDEN)");
   if (rc != SQLITE_OK) return rc;
-  auto* table = static_cast<sqlite3_vtab*>(sqlite3_malloc(sizeof(sqlite3_vtab)));
+  auto* table = zeroed<sqlite3_vtab>();
   if (table == nullptr) return SQLITE_NOMEM;
-  std::memset(table, 0, sizeof *table);
   *out = table;
   return SQLITE_OK;
 }
@@ -47,9 +55,8 @@ int changes_best_index(sqlite3_vtab*, sqlite3_index_info* info) {
 }
 
 int changes_open(sqlite3_vtab*, sqlite3_vtab_cursor** out) {
-  auto* cursor = static_cast<ChangesCursor*>(sqlite3_malloc(sizeof(ChangesCursor)));
+  auto* cursor = zeroed<ChangesCursor>();
   if (cursor == nullptr) return SQLITE_NOMEM;
-  std::memset(cursor, 0, sizeof *cursor);
   *out = &cursor->base;
   return SQLITE_OK;
 }

@@ -73,6 +73,13 @@ class SqliteStore final : public Store, private Writer {
                    const std::optional<std::string>& new_path, Timestamp now) override;
   void add_histories(const std::string& action, const std::vector<PathChange>& changes,
                      Timestamp now) override;
+  // The text in the first column of `sql`'s first row with ?1 = `key`.
+  std::optional<std::string> text_by_key(const char* sql, const std::string& key,
+                                         const char* operation);
+  // DELETE `sql` with ?1 = `key`; whether a row went. `exists` asks first
+  // when the registry does not exist yet.
+  bool delete_row(const char* sql, const std::string& key, const std::function<bool()>& exists,
+                  const char* operation);
   // Facts for diagnose().
   std::string journal_mode();
   std::string integrity_check();

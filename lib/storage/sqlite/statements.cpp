@@ -46,14 +46,19 @@ class Use {
 // -- reads --------------------------------------------------------------------
 
 std::optional<std::string> SqliteStore::model_path(const std::string& name) {
+  return text_by_key("SELECT path FROM models WHERE name = ?", name, "look up a model in");
+}
+
+std::optional<std::string> SqliteStore::text_by_key(const char* sql, const std::string& key,
+                                                    const char* operation) {
   if (read_absent()) return {};
   try {
-    Use st(conn().prepare("SELECT path FROM models WHERE name = ?"));
-    st->bindNoCopy(1, name);
+    Use st(conn().prepare(sql));
+    st->bindNoCopy(1, key);
     if (!st->executeStep()) return std::nullopt;
     return st->getColumn(0).getString();
   } catch (const std::exception& e) {
-    fail(e, "look up a model in");
+    fail(e, operation);
   }
 }
 
@@ -177,15 +182,7 @@ std::size_t SqliteStore::model_count() {
 }
 
 std::optional<std::string> SqliteStore::setting(const std::string& key) {
-  if (read_absent()) return {};
-  try {
-    Use st(conn().prepare("SELECT value FROM settings WHERE key = ?"));
-    st->bindNoCopy(1, key);
-    if (!st->executeStep()) return std::nullopt;
-    return st->getColumn(0).getString();
-  } catch (const std::exception& e) {
-    fail(e, "read a setting of");
-  }
+  return text_by_key("SELECT value FROM settings WHERE key = ?", key, "read a setting of");
 }
 
 std::vector<HistoryRecord> SqliteStore::history(const std::optional<std::string>& name,
@@ -292,16 +289,9 @@ void SqliteStore::add_histories(const std::string& action, const std::vector<Pat
 }
 
 bool SqliteStore::delete_model(const std::string& name) {
-  if (read_absent()) return false;  // no such row
-  if (absent_ && !model_path(name)) return false;
-  if (absent_) materialize();
-  try {
-    Use st(conn().prepare("DELETE FROM models WHERE name = ?"));
-    st->bindNoCopy(1, name);
-    return st->exec() > 0;
-  } catch (const std::exception& e) {
-    fail(e, "remove an entry from");
-  }
+  return delete_row(
+      "DELETE FROM models WHERE name = ?", name, [&] { return model_path(name).has_value(); },
+      "remove an entry from");
 }
 
 void SqliteStore::set_lock(const std::string& name, bool locked, const std::string& reason) {
@@ -357,15 +347,23 @@ void SqliteStore::put_setting(const std::string& key, const std::string& value) 
 }
 
 bool SqliteStore::delete_setting(const std::string& key) {
+  return delete_row(
+      "DELETE FROM settings WHERE key = ?", key, [&] { return setting(key).has_value(); },
+      "remove a setting from");
+}
+
+bool SqliteStore::delete_row(const char* sql, const std::string& key,
+                             const std::function<bool()>& exists, const char* operation) {
   if (read_absent()) return false;  // no such row
-  if (absent_ && !setting(key)) return false;
+  // A registry this process cannot write: no row to delete is no change, not a refusal.
+  if (absent_ && !exists()) return false;
   if (absent_) materialize();
   try {
-    Use st(conn().prepare("DELETE FROM settings WHERE key = ?"));
+    Use st(conn().prepare(sql));
     st->bindNoCopy(1, key);
     return st->exec() > 0;
   } catch (const std::exception& e) {
-    fail(e, "remove a setting from");
+    fail(e, operation);
   }
 }
 
