@@ -157,10 +157,16 @@ std::optional<Entry> Registry::entry(const std::string& name) {
 std::optional<std::string> Registry::cached_model_path(const std::string& name) {
   check_name(name);
   Lock lock(impl_->mutex);
-  std::optional<std::string> found;
+  // The hot path: a body capturing one reference fits in std::function's
+  // own storage, so a lookup allocates nothing for it.
+  struct Query {
+    Impl& impl;
+    const std::string& name;
+    std::optional<std::string> found;
+  } q{*impl_, name, std::nullopt};
   const bool exists = impl_->store->read(
-      [&](Reader& r) { found = impl_->cached_model_path(name, &r); }, Consistency::PerCall);
-  return exists ? found : impl_->cached_model_path(name, nullptr);
+      [&q](Reader& r) { q.found = q.impl.cached_model_path(q.name, &r); }, Consistency::PerCall);
+  return exists ? std::move(q.found) : impl_->cached_model_path(name, nullptr);
 }
 
 Resolution Registry::resolve(const std::string& name) {
