@@ -116,25 +116,23 @@ class Store {
   // The file path, or a URL without its password: for messages.
   virtual const std::string& display_name() const noexcept = 0;
 
-  // Whether the registry exists, opening it (and migrating it) if so.
-  // Creates nothing. Throws RegistryError kinds.
-  virtual bool exists() = 0;
-
   // How the reads of a body see the registry.
   enum class Consistency {
     Snapshot,  // all in one read transaction: one consistent snapshot
     PerCall,   // each call is its own snapshot (a body of one call: no transaction needed)
   };
 
-  // Runs `body`'s reads as `consistency` says. Returns false without running
-  // it when the registry does not exist. Inside a write's body, runs it in
-  // that write.
+  // Runs `body`'s reads as `consistency` says, opening (and migrating) the
+  // registry first. Returns false without running it when the registry does
+  // not exist; creates nothing. Inside a write's body, runs it in that
+  // write. Throws RegistryError kinds; what `body` throws passes through.
   virtual bool read(const std::function<void(Reader&)>& body,
                     Consistency consistency = Consistency::Snapshot) = 0;
 
   // Runs `body` in one write transaction, as `mode` says. Returns false when
   // the body did not run (ExistingOnly, and no registry). Inside a write's
-  // body, runs it in that write.
+  // body, runs it in that write. Throws RegistryError kinds; what `body`
+  // throws passes through, after the transaction was rolled back.
   bool write(const std::function<void(Writer&)>& body, WriteMode mode);
 
   // The schema: applied and pending migrations, read without a change.

@@ -26,10 +26,6 @@ class SqliteStore final : public Store, private Writer {
 
   const std::string& display_name() const noexcept override { return path_; }
 
-  // Opens the file when it exists (after fork() in a child, a new
-  // connection) and migrates its schema.
-  bool exists() override { return open(false); }
-
   // Snapshot: a read transaction (BEGIN). PerCall: no transaction; each
   // statement reads the file as it is then.
   bool read(const std::function<void(Reader&)>& body, Consistency consistency) override;
