@@ -2,6 +2,7 @@
 // missing-since times, and prune (locks, --expire, --dry-run). Files on disk
 // are never changed.
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
@@ -471,4 +472,83 @@ TEST_CASE("check_entries reports what audit reports and records nothing", "[audi
   }
   CHECK(f.reg.entry("missing")->missing_since);
   f.check_disk_untouched();
+}
+
+TEST_CASE("every way of registering a name again clears when its path was found missing",
+          "[audit]") {
+  Fixture f;
+  f.reg.audit();
+  REQUIRE(f.reg.entry("missing")->missing_since);
+  REQUIRE(f.reg.entry("dangling")->missing_since);
+  const std::string moved = f.ctx.path("w/moved");
+  SECTION("set_model_cache") { f.reg.set_model_cache("missing", moved); }
+  SECTION("one set in a transaction") {
+    f.reg.transaction([&](tfimm::Transaction& tx) { tx.set_model_cache("missing", moved); });
+  }
+  SECTION("many sets in a transaction, written together") {
+    f.reg.transaction([&](tfimm::Transaction& tx) {
+      tx.set_model_cache("dangling", moved + "-too");
+      tx.set_model_cache("missing", moved);
+    });
+    CHECK_FALSE(f.reg.entry("dangling")->missing_since);
+  }
+  SECTION("an import") {
+    tfimm::Snapshot snapshot;
+    snapshot.models.push_back({"missing", moved, false, ""});
+    f.reg.import(snapshot);
+  }
+  const auto e = f.reg.entry("missing");
+  REQUIRE(e);
+  CHECK(e->path == moved);
+  CHECK_FALSE(e->missing_since);
+  // Entries not registered again keep their time.
+  CHECK(f.reg.entry("locked-missing")->missing_since);
+}
+
+TEST_CASE("a dry-run prune works on a registry this process can only read and changes nothing",
+          "[audit][dry-run][permissions]") {
+  if (::geteuid() != 0) {
+    WARN("needs root to act as another user: skipped");
+    return;
+  }
+  Fixture f;
+  REQUIRE(::chmod(f.ctx.root().c_str(), 0777) == 0);  // the other user may create -wal and -shm
+  REQUIRE(::chmod(f.file.c_str(), 0444) == 0);
+  const std::string bytes = t::read_file(f.file);
+
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string out;
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) {
+      out = "cannot become uid 65534";
+    } else {
+      try {
+        tfimm::Registry reg(f.file);
+        tfimm::PruneOptions options;
+        options.dry_run = true;
+        const auto report = reg.prune(options);
+        for (const auto& name : names(report.removed)) out += name + " ";
+        out += "| kept locked: " + std::to_string(report.kept_locked.size());
+      } catch (const std::exception& e) {
+        out = std::string("threw: ") + e.what();
+      }
+    }
+    const auto n = ::write(fds[1], out.data(), out.size());
+    ::_exit(n == static_cast<ssize_t>(out.size()) ? 0 : 1);
+  }
+  ::close(fds[1]);
+  std::string got;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;)
+    got.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CHECK(got == "dangling missing | kept locked: 1");
+  CHECK(t::read_file(f.file) == bytes);
+  CHECK(f.reg.entries().size() == 6);
 }
