@@ -225,7 +225,7 @@ void Registry::lock(const std::string& name, const std::string& reason) {
   Lock guard(impl_->mutex);
   const auto missing = [&] {
     return UnknownModel("cannot lock " + name + ": no entry named " + name + " in registry " +
-                        path() + "; register it first with `set`");
+                        impl_->store->display_name() + "; register it first with `set`");
   };
   const bool exists = impl_->store->write(
       [&](Writer& w) {
@@ -244,7 +244,7 @@ bool Registry::unlock(const std::string& name) {
   Lock guard(impl_->mutex);
   const auto missing = [&] {
     return UnknownModel("cannot unlock " + name + ": no entry named " + name + " in registry " +
-                        path());
+                        impl_->store->display_name());
   };
   bool was_locked = false;
   const bool exists = impl_->store->write(
@@ -273,7 +273,7 @@ std::vector<HistoryRecord> Registry::history(const std::optional<std::string>& n
 Diagnosis Registry::diagnose() {
   Lock lock(impl_->mutex);
   Diagnosis d;
-  d.path = path();
+  d.path = impl_->store->display_name();
   std::optional<std::string> stored;
   impl_->store->diagnose(d, [&](detail::Reader& r) { stored = r.setting(detail::kCacheDirKey); });
   d.cache_dir = detail::resolve_cache_dir(stored);
