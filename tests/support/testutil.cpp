@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -145,12 +147,29 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
   // Input is small in tests; write it all, then close so the child sees EOF.
+  // A child that exits without reading it (a refused command line) must not
+  // kill this process with SIGPIPE: it is blocked during the write, and one
+  // it raised is taken back before it is unblocked.
+  sigset_t pipe_signal, old_mask;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &pipe_signal, &old_mask);
   std::size_t written = 0;
+  bool broken = false;
   while (written < input.size()) {
     ssize_t n = ::write(in_pipe[1], input.data() + written, input.size() - written);
-    if (n <= 0) break;
+    if (n <= 0) {
+      broken = n < 0 && errno == EPIPE;
+      break;
+    }
     written += static_cast<std::size_t>(n);
   }
+  if (broken && !sigismember(&old_mask, SIGPIPE)) {
+    const struct timespec now {};
+    while (::sigtimedwait(&pipe_signal, nullptr, &now) < 0 && errno == EINTR) {
+    }
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   ::close(in_pipe[1]);
   ProcessResult result;
   drain(out_pipe[0], err_pipe[0], result.out, result.err);
