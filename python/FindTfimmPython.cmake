@@ -10,6 +10,11 @@
 # headers (the tests are then not registered).
 set(TFIMM_PYTHON_FOUND OFF)
 set(TFIMM_PYTHON_HAS_PYTEST OFF)
+if(TFIMM_SANITIZE)
+  # An instrumented module cannot be loaded by an uninstrumented interpreter.
+  set(TFIMM_PYTHON_WHY "not with TFIMM_SANITIZE (${TFIMM_SANITIZE})")
+  return()
+endif()
 
 function(tfimm_probe_python exe headers_var pytest_var)
   execute_process(

@@ -65,18 +65,18 @@ Progress = Callable[[int, int], Any]
 # -- tfimm's functions on the default registry ---------------------------------
 # Bound straight to the extension: a lookup pays no Python frame of ours.
 
-get_dir: Callable[[], str] = _native.get_dir
-set_dir: Callable[[PathArg], None] = _native.set_dir
-unset_dir: Callable[[], None] = _native.unset_dir
-set_model_cache: Callable[[str, PathArg], None] = _native.set_model_cache
-clear_model_cache: Callable[[str], None] = _native.clear_model_cache
-list_cached_models: Callable[[], List[str]] = _native.list_cached_models
-cached_model_path: Callable[[str], Optional[str]] = _native.cached_model_path
-set_dir_override: Callable[[PathArg], None] = _native.set_dir_override
-clear_dir_override: Callable[[], None] = _native.clear_dir_override
-dir_override: Callable[[], Optional[str]] = _native.dir_override
-check_name: Callable[[str], None] = _native.check_name
-normalize_path: Callable[[PathArg], str] = _native.normalize_path
+get_dir = _native.get_dir
+set_dir = _native.set_dir
+unset_dir = _native.unset_dir
+set_model_cache = _native.set_model_cache
+clear_model_cache = _native.clear_model_cache
+list_cached_models = _native.list_cached_models
+cached_model_path = _native.cached_model_path
+set_dir_override = _native.set_dir_override
+clear_dir_override = _native.clear_dir_override
+dir_override = _native.dir_override
+check_name = _native.check_name
+normalize_path = _native.normalize_path
 
 
 def get_dir_origin() -> CacheDir:

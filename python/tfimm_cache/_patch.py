@@ -108,7 +108,7 @@ def patch_tfimm() -> PatchReport:
                 _originals[id(function)] = function
                 _ids[id(function)] = name
             if hasattr(cache, "_model_cache"):
-                cache._model_cache = _RegistryDict()
+                setattr(cache, "_model_cache", _RegistryDict())
         report: List[str] = []
         _rebind(report)
         return PatchReport(tuple(report), carried, override)
@@ -181,12 +181,12 @@ class _RegistryDict(dict):  # type: ignore[type-arg]
 
         return len(tfimm_cache.list_cached_models())
 
-    def keys(self) -> Any:  # type: ignore[override]
+    def keys(self) -> Any:
         import tfimm_cache
 
         return tfimm_cache.list_cached_models()
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Any:
         try:
             return self[name]
         except KeyError:
