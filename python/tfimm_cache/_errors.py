@@ -7,7 +7,7 @@ catches: a bad name or path is a ``ValueError``, a registry problem an
 also a ``PermissionError``). Every one is also a ``tfimm_cache.Error``.
 """
 
-from typing import Optional
+from __future__ import annotations
 
 
 class Error(Exception):
@@ -37,7 +37,7 @@ class TransactionMisuse(Error, RuntimeError):
 class RegistryError(Error, OSError):
     """The registry file cannot be used. ``path`` names the file."""
 
-    path: Optional[str] = None
+    path: str | None = None
 
 
 class NotARegistry(RegistryError):
