@@ -16,7 +16,11 @@ HERE = Path(__file__).resolve().parent
 
 def mypy(*files):
     package_root = str(Path(tfimm_cache.__file__).resolve().parent.parent)
-    env = dict(os.environ, MYPYPATH=package_root)
+    env = dict(os.environ)
+    # The build tree is found through MYPYPATH; an installed package
+    # (site-packages, which mypy refuses in MYPYPATH) through PEP 561.
+    if "site-packages" not in package_root:
+        env["MYPYPATH"] = package_root
     return subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", os.devnull,
          *files], capture_output=True, text=True, env=env, cwd=str(HERE / "typing"))

@@ -203,3 +203,21 @@ def test_a_block_whose_commit_finds_the_registry_busy_raises_and_applies_nothing
         holder.wait()
     assert reg.list_cached_models() == ["old"]
     assert reg.cached_model_path("old") == "/w/old"
+
+
+def test_other_processes_write_while_a_block_is_open_and_the_block_reads_them(env, reg):
+    with reg.transaction() as tx:
+        tx.set_model_cache("mine", "/w/mine")
+        env.python(f"import tfimm_cache; tfimm_cache.Registry({reg.path!r}, busy_timeout=2)"
+                   ".set_model_cache('theirs', '/w/theirs')")
+        assert tx.list_cached_models() == ["mine", "theirs"]
+        assert Registry(reg.path).list_cached_models() == ["theirs"]
+    assert reg.list_cached_models() == ["mine", "theirs"]
+
+
+def test_registry_without_a_location_is_the_default_file_when_created(env):
+    reg = Registry()
+    assert reg.path == str(env.registry) and reg.location.source == "TFIMM_REGISTRY"
+    env.set("TFIMM_REGISTRY", env.path("moved.db"))
+    assert reg.path == str(env.registry)
+    assert Registry().path == env.path("moved.db")

@@ -1,0 +1,48 @@
+"""The CMake build picks an interpreter that can build and test the module."""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SOURCE = Path(__file__).resolve().parents[2]
+
+
+def configure(tmp_path, path_dirs, *args):
+    env = dict(os.environ, PATH=os.pathsep.join([*path_dirs, os.environ.get("PATH", "")]))
+    r = subprocess.run(["cmake", "-S", str(SOURCE), "-B", str(tmp_path / "build"),
+                        "-DTFIMM_BUILD_BENCH=OFF", *args], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    cache = (tmp_path / "build" / "CMakeCache.txt").read_text()
+    chosen = re.search(r"^Python_EXECUTABLE:FILEPATH=(.*)$", cache, re.M)
+    built = re.search(r"^TFIMM_BUILD_PYTHON:BOOL=(.*)$", cache, re.M)
+    return (chosen.group(1) if chosen else None), built.group(1), r.stdout
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3") or shutil.which("cmake") is None,
+                    reason="needs /usr/bin/python3 and cmake")
+def test_a_python3_first_on_path_that_cannot_run_the_tests_is_passed_over(tmp_path):
+    # Like a pyenv python3: its own headers, none of Debian's packages.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "python3"
+    fake.write_text('#!/bin/sh\nexec /usr/bin/python3 -S "$@"\n')
+    fake.chmod(0o755)
+    chosen, built, _ = configure(tmp_path, [str(bin_dir)])
+    assert (chosen, built) == ("/usr/bin/python3", "ON")
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake")
+def test_without_an_interpreter_with_headers_the_module_is_off_with_one_status_line(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "python3"
+    fake.write_text('#!/bin/sh\nexit 1\n')
+    fake.chmod(0o755)
+    chosen, built, out = configure(tmp_path, [str(bin_dir)], f"-DPython_EXECUTABLE={fake}")
+    assert built == "OFF"
+    assert len(re.findall(r"^-- Python module not built: .*python3-dev", out, re.M)) == 1
