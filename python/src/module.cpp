@@ -497,12 +497,6 @@ PYBIND11_MODULE(_native, m) {
     auto p = path_arg(path);
     return fs_str(nogil([&] { return tfimm::normalize_path(p); }));
   });
-  m.def("check_path", [](py::handle path) {
-    auto p = path_arg(path);
-    std::string detail;
-    auto status = nogil([&] { return tfimm::check_path(p, &detail); });
-    return py::make_tuple(tfimm::to_string(status), fs_str(detail));
-  });
   m.def("default_registry_location",
         [] { return location_dict(nogil([] { return tfimm::default_registry_location(); })); });
 
@@ -542,8 +536,6 @@ PYBIND11_MODULE(_native, m) {
         return fs_str(nogil([&] { return tfimm::cached_model_path(name); }));
       },
       py::arg("model_name"));
-  m.def("default_registry_path",
-        [] { return fs_str(nogil([] { return tfimm::default_registry().path(); })); });
 
   // -- the process-local override (no file is touched).
   m.def(
