@@ -14,8 +14,9 @@ process override. unpatch_tfimm() puts every binding and tfimm's state back.
 import importlib
 import sys
 import threading
+from collections.abc import MutableMapping
 from types import ModuleType
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ._types import PatchReport
 
@@ -143,8 +144,8 @@ def unpatch_tfimm() -> PatchReport:
         return PatchReport(tuple(reversed(restored)), (), override)
 
 
-class _RegistryDict(dict):  # type: ignore[type-arg]
-    """tfimm's ``_model_cache`` while patched: a dict-like view of the default
+class _RegistryDict(MutableMapping):  # type: ignore[type-arg]
+    """tfimm's ``_model_cache`` while patched: a mapping view of the default
     registry, for code that reads or writes the dict directly."""
 
     def __getitem__(self, name: str) -> str:
@@ -171,7 +172,7 @@ class _RegistryDict(dict):  # type: ignore[type-arg]
 
         return isinstance(name, str) and name in tfimm_cache.list_cached_models()
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[str]:
         import tfimm_cache
 
         return iter(tfimm_cache.list_cached_models())
@@ -180,14 +181,3 @@ class _RegistryDict(dict):  # type: ignore[type-arg]
         import tfimm_cache
 
         return len(tfimm_cache.list_cached_models())
-
-    def keys(self) -> Any:
-        import tfimm_cache
-
-        return tfimm_cache.list_cached_models()
-
-    def get(self, name: str, default: Any = None) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            return default

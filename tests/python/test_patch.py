@@ -139,3 +139,14 @@ def test_a_module_imported_after_the_patch_binds_the_registry_functions(tfimm, e
     late = types.ModuleType("late")
     exec("from tfimm.utils.cache import cached_model_path", late.__dict__)
     assert late.cached_model_path is tfimm_cache.cached_model_path
+
+
+def test_tfimms_dict_view_answers_like_a_dict(tfimm, env):
+    tfimm_cache.patch_tfimm()
+    view = sys.modules["tfimm.utils.cache"]._model_cache
+    view["a"] = "/w/a"
+    view.update({"b": "/w/b"})
+    assert dict(view.items()) == {"a": "/w/a", "b": "/w/b"}
+    assert list(view.values()) == ["/w/a", "/w/b"] and len(view) == 2
+    assert view.get("nosuch") is None and view.pop("a") == "/w/a"
+    assert tfimm_cache.list_cached_models() == ["b"]
