@@ -23,7 +23,7 @@ def mypy(*files):
         env["MYPYPATH"] = package_root
     return subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", os.devnull,
-         *files], capture_output=True, text=True, env=env, cwd=str(HERE / "typing"))
+         *files], capture_output=True, text=True, env=env, cwd=str(HERE / "typing_examples"))
 
 
 def test_the_type_stubs_accept_documented_use():
@@ -35,7 +35,7 @@ def test_the_type_stubs_accept_documented_use():
 def test_the_type_stubs_reject_each_misuse():
     pytest.importorskip("mypy")
     r = mypy("bad.py")
-    expected = [i for i, line in enumerate((HERE / "typing/bad.py").read_text().splitlines(), 1)
+    expected = [i for i, line in enumerate((HERE / "typing_examples/bad.py").read_text().splitlines(), 1)
                 if "# error:" in line]
     reported = sorted({int(m) for m in re.findall(r"^bad\.py:(\d+): error", r.stdout, re.M)})
     assert reported == expected, r.stdout
