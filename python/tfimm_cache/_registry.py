@@ -31,6 +31,16 @@ from ._types import (
     _resolution,
 )
 
+def _seconds(what: str, value: float) -> float:
+    """A duration in seconds: finite, not negative, at most a year."""
+    seconds = float(value)
+    if not 0.0 <= seconds <= 365 * 86400.0:
+        raise ValueError(
+            f"{what} must be a number of seconds from 0 to one year, not {value!r}"
+        )
+    return seconds
+
+
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 Progress = Callable[[int, int], Any]
 
@@ -69,7 +79,7 @@ class Registry:
     """
 
     def __init__(self, location: Optional[PathArg] = None, *, busy_timeout: float = 5.0) -> None:
-        self._native = _native.Registry(location, float(busy_timeout))
+        self._native = _native.Registry(location, _seconds("busy_timeout", busy_timeout))
         self._blocks: "set[int]" = set()  # threads inside a transaction() block
 
     def __repr__(self) -> str:
@@ -172,7 +182,7 @@ class Registry:
         """Forgets entries whose path is gone (never deletes files). ``expire``:
         seconds, or a duration like "7d"."""
         self._check("prune")
-        seconds = parse_duration(expire) if isinstance(expire, str) else float(expire)
+        seconds = parse_duration(expire) if isinstance(expire, str) else _seconds("expire", expire)
         return _prune(self._native.prune(dry_run, seconds, threads, progress))
 
     def history(self, model_name: Optional[str] = None, limit: int = 0) -> List[HistoryRecord]:

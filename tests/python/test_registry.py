@@ -221,3 +221,12 @@ def test_registry_without_a_location_is_the_default_file_when_created(env):
     env.set("TFIMM_REGISTRY", env.path("moved.db"))
     assert reg.path == str(env.registry)
     assert Registry().path == env.path("moved.db")
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), 1e30])
+def test_a_timeout_or_expiry_that_is_not_a_sane_duration_is_refused(env, value):
+    with pytest.raises(ValueError, match="busy_timeout"):
+        Registry(env.registry, busy_timeout=value)
+    with pytest.raises(ValueError, match="expire"):
+        Registry(env.registry).prune(expire=value)
+    assert not env.registry.exists()
