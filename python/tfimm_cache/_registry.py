@@ -41,6 +41,10 @@ def _seconds(what: str, value: float) -> float:
     return seconds
 
 
+def _reopen(path: str, busy_timeout: float) -> "Registry":
+    return Registry(path, busy_timeout=busy_timeout)
+
+
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 Progress = Callable[[int, int], Any]
 
@@ -79,8 +83,14 @@ class Registry:
     """
 
     def __init__(self, location: Optional[PathArg] = None, *, busy_timeout: float = 5.0) -> None:
-        self._native = _native.Registry(location, _seconds("busy_timeout", busy_timeout))
+        self._busy_timeout = _seconds("busy_timeout", busy_timeout)
+        self._native = _native.Registry(location, self._busy_timeout)
         self._blocks: "set[int]" = set()  # threads inside a transaction() block
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # Sent to a spawn or forkserver worker, or through a queue: the same
+        # file and timeout, opened again on the other side.
+        return (_reopen, (self.path, self._busy_timeout))
 
     def __repr__(self) -> str:
         return f"tfimm_cache.Registry({self.path!r})"

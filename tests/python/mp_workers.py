@@ -18,3 +18,10 @@ def set_many(args):
 
 def lookup(name):
     return os.getpid(), tfimm_cache.cached_model_path(name)
+
+
+def set_through(args):
+    """Sets one name through a Registry received from the parent."""
+    registry, name = args
+    registry.set_model_cache(name, f"/w/{name}")
+    return registry.path

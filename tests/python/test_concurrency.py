@@ -278,3 +278,14 @@ def test_a_child_forked_in_a_progress_callback_that_returns_gets_an_error_not_a_
             os._exit(0)
         """, timeout=60)
     assert sorted(child.stdout.splitlines()) == ["child refused: True", "parent ok"]
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_a_registry_passed_to_workers_opens_the_same_file_there(env, method):
+    from mp_workers import set_through
+
+    reg = tfimm_cache.Registry(env.path("passed.db"), busy_timeout=2.5)
+    with multiprocessing.get_context(method).Pool(2) as pool:
+        paths = pool.map(set_through, [(reg, f"n{i}") for i in range(4)])
+    assert set(paths) == {reg.path}
+    assert reg.list_cached_models() == ["n0", "n1", "n2", "n3"]
