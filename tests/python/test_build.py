@@ -46,3 +46,19 @@ def test_without_an_interpreter_with_headers_the_module_is_off_with_one_status_l
     chosen, built, out = configure(tmp_path, [str(bin_dir)], f"-DPython_EXECUTABLE={fake}")
     assert built == "OFF"
     assert len(re.findall(r"^-- Python module not built: .*python3-dev", out, re.M)) == 1
+
+
+@pytest.mark.skipif(not os.environ.get("TFIMM_TEST_BUILD_DIR"), reason="run by ctest")
+def test_the_package_installs_only_as_its_own_component(tmp_path):
+    build = os.environ["TFIMM_TEST_BUILD_DIR"]
+    r = subprocess.run(["cmake", "--install", build, "--prefix", str(tmp_path / "all")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "all" / "bin" / "tfimm-cache").exists()
+    assert not (tmp_path / "all" / "tfimm_cache").exists()
+    r = subprocess.run(["cmake", "--install", build, "--prefix", str(tmp_path / "py"),
+                        "--component", "python"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    installed = sorted(p.name for p in (tmp_path / "py" / "tfimm_cache").iterdir())
+    assert installed[0].startswith("_native.") and installed[1] == "tfimm-cache"
+    assert len(installed) == 2
