@@ -282,12 +282,16 @@ class Transaction:
     def cached_model_path(self, model_name: str) -> Optional[str]:
         self._usable("cached_model_path")
         _native.check_name(model_name)
+        if not self._ops:  # nothing to replay: a plain read, no write lock
+            return self._registry._native.cached_model_path(model_name)  # type: ignore[no-any-return]
         return self._registry._native.read_within(  # type: ignore[no-any-return]
             self._ops, "cached_model_path", model_name
         )
 
     def list_cached_models(self) -> List[str]:
         self._usable("list_cached_models")
+        if not self._ops:
+            return self._registry._native.list_cached_models()  # type: ignore[no-any-return]
         return self._registry._native.read_within(  # type: ignore[no-any-return]
             self._ops, "list_cached_models", None
         )

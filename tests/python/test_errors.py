@@ -159,6 +159,8 @@ def test_a_registry_on_a_read_only_file_system_reads_and_refuses_writes(env):
         "import sys, tfimm_cache\n"
         "reg = tfimm_cache.Registry(sys.argv[1])\n"
         "print(reg.cached_model_path('resnet18'))\n"
+        "with reg.transaction() as tx:\n"
+        "    print(tx.list_cached_models(), tx.cached_model_path('resnet18'))\n"
         "try:\n"
         "    reg.set_model_cache('x', '/w/x')\n"
         "except PermissionError as e:\n"
@@ -174,8 +176,10 @@ def test_a_registry_on_a_read_only_file_system_reads_and_refuses_writes(env):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "/w/r18"
-    assert lines[1].startswith("RegistryReadOnly True ")
-    assert "read-only file system" in lines[1]
+    # A block that only reads works on a registry this process cannot write.
+    assert lines[1] == "['resnet18'] /w/r18"
+    assert lines[2].startswith("RegistryReadOnly True ")
+    assert "read-only file system" in lines[2]
 
 
 def test_lock_of_an_unknown_model_is_unknown_model(env):
