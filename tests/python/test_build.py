@@ -62,3 +62,11 @@ def test_the_package_installs_only_as_its_own_component(tmp_path):
     installed = sorted(p.name for p in (tmp_path / "py" / "tfimm_cache").iterdir())
     assert installed[0].startswith("_native.") and installed[1] == "tfimm-cache"
     assert len(installed) == 2
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake")
+def test_under_the_sanitizers_the_module_is_off(tmp_path):
+    # An instrumented module cannot load into an uninstrumented interpreter.
+    _, built, out = configure(tmp_path, [], "-DTFIMM_SANITIZE=address")
+    assert built == "OFF"
+    assert "Python module not built: not with TFIMM_SANITIZE (address)" in out

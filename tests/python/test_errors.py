@@ -194,3 +194,49 @@ def test_a_relative_tfimm_registry_is_invalid_path_naming_the_variable(env):
     env.set("TFIMM_REGISTRY", "relative.db")
     with pytest.raises(InvalidPath, match="TFIMM_REGISTRY"):
         tfimm_cache.list_cached_models()
+
+
+def test_a_damaged_registry_is_registry_corrupt_naming_the_file(env):
+    reg = tfimm_cache.Registry(env.registry)
+    with reg.transaction() as tx:
+        for i in range(2000):
+            tx.set_model_cache(f"m{i:05d}", f"/w/{i}" * 5)
+    del reg
+    db = sqlite3.connect(env.registry)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    size = env.registry.stat().st_size
+    with open(env.registry, "r+b") as f:
+        f.seek(4096 * 8)
+        f.write(b"\xff" * (size - 4096 * 8))
+    with pytest.raises(tfimm_cache.RegistryCorrupt) as raised:
+        tfimm_cache.Registry(env.registry).list_cached_models()
+    assert isinstance(raised.value, OSError) and raised.value.path == str(env.registry)
+    assert "damaged" in str(raised.value)
+
+
+def test_a_write_to_a_full_file_system_is_registry_full_and_reads_still_work(env):
+    mount = env.root / "small"
+    mount.mkdir()
+    script = ('mount -t tmpfs -o size=192k tmpfs "$1" 2>/dev/null || exit 77\n'
+              'exec "$2" -c "$3" "$1/registry.db"\n')
+    code = (
+        "import sys, tfimm_cache\n"
+        "reg = tfimm_cache.Registry(sys.argv[1])\n"
+        "reg.set_model_cache('first', '/w/first')\n"
+        "try:\n"
+        "    for i in range(100000):\n"
+        "        reg.set_model_cache(f'model_{i:06d}', '/w/' + 'x' * 200)\n"
+        "    print('never full')\n"
+        "except tfimm_cache.RegistryFull as e:\n"
+        "    print(isinstance(e, OSError), reg.cached_model_path('first'))\n")
+    try:
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                            "sh", str(mount), sys.executable, code],
+                           capture_output=True, text=True, timeout=300)
+    except FileNotFoundError:
+        pytest.skip("no unshare here")
+    if r.returncode == 77 or "unshare failed" in r.stderr:
+        pytest.skip("no private mount namespace or tmpfs mount here")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "True /w/first"
