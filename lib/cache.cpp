@@ -43,11 +43,23 @@ struct Choice {
 // every choice made: kept for the life of the process, since a caller may
 // still hold a reference from default_registry() when the environment
 // changes, and going back to a file reuses its open connection.
+//
+// A thread can still be inside a call when the process exits (a Python
+// daemon thread, a detached thread): the registry it uses must not be
+// destroyed under it. Then the registries are left to the operating system,
+// which closes their files; SQLite recovers the write-ahead log on the next
+// open, so nothing committed is lost.
 struct Registries {
   std::mutex mutex;  // guards the containers; held only to look up and insert
   std::map<std::string, std::unique_ptr<Registry>> by_path;
   std::deque<Choice> choices;
   std::atomic<const Choice*> last{nullptr};
+  std::atomic<int> calls{0};  // free functions running now
+
+  ~Registries() {
+    if (calls.load() == 0) return;
+    for (auto& entry : by_path) (void)entry.second.release();
+  }
 };
 
 Registries& registries() {
@@ -59,9 +71,24 @@ Registries& registries() {
 // that nobody unlocks. The mutex is held only around container operations,
 // never while waiting for anything else, so holding it across fork() cannot
 // deadlock.
+// In the child only the forking thread runs, and it is in no call.
 const bool registries_fork_safe =
     ::pthread_atfork([] { registries().mutex.lock(); }, [] { registries().mutex.unlock(); },
-                     [] { new (&registries().mutex) std::mutex; }) == 0;
+                     [] {
+                       new (&registries().mutex) std::mutex;
+                       registries().calls.store(0);
+                     }) == 0;
+
+// Runs `call` on the default registry, counted in Registries::calls.
+template <class Call>
+auto on_default(Call&& call) {
+  struct Counted {
+    std::atomic<int>& calls;
+    explicit Counted(std::atomic<int>& c) : calls(c) { calls.fetch_add(1); }
+    ~Counted() { calls.fetch_sub(1); }
+  } counted(registries().calls);
+  return call(default_registry());
+}
 
 }  // namespace
 
@@ -99,24 +126,36 @@ Registry& default_registry() {
   return *chosen->registry;
 }
 
-std::string get_dir() { return default_registry().get_dir(); }
-
-CacheDir get_dir_origin() { return default_registry().cache_dir(); }
-
-void set_dir(const std::string& path) { default_registry().set_dir(path); }
-
-void unset_dir() { default_registry().unset_dir(); }
-
-void set_model_cache(const std::string& name, const std::string& path) {
-  default_registry().set_model_cache(name, path);
+std::string get_dir() {
+  return on_default([](Registry& r) { return r.get_dir(); });
 }
 
-void clear_model_cache(const std::string& name) { default_registry().clear_model_cache(name); }
+CacheDir get_dir_origin() {
+  return on_default([](Registry& r) { return r.cache_dir(); });
+}
 
-std::vector<std::string> list_cached_models() { return default_registry().list_cached_models(); }
+void set_dir(const std::string& path) {
+  on_default([&](Registry& r) { r.set_dir(path); });
+}
+
+void unset_dir() {
+  on_default([](Registry& r) { r.unset_dir(); });
+}
+
+void set_model_cache(const std::string& name, const std::string& path) {
+  on_default([&](Registry& r) { r.set_model_cache(name, path); });
+}
+
+void clear_model_cache(const std::string& name) {
+  on_default([&](Registry& r) { r.clear_model_cache(name); });
+}
+
+std::vector<std::string> list_cached_models() {
+  return on_default([](Registry& r) { return r.list_cached_models(); });
+}
 
 std::optional<std::string> cached_model_path(const std::string& name) {
-  return default_registry().cached_model_path(name);
+  return on_default([&](Registry& r) { return r.cached_model_path(name); });
 }
 
 }  // namespace tfimm

@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -332,11 +333,34 @@ void translate(std::exception_ptr p) {
 
 // -- calls without the GIL ----------------------------------------------------
 
-// Runs `call` with the GIL released and returns its result.
+// Runs `call` with the GIL released and returns its result. Not with
+// py::gil_scoped_release: at interpreter exit, taking the GIL back ends a
+// daemon thread with pthread_exit(), whose forced unwinding aborts the
+// process (std::terminate) when it starts in a destructor, as the guard's
+// would. Here it starts in plain code and unwinds through pybind11.
 template <class Call>
-auto nogil(Call&& call) {
-  py::gil_scoped_release release;
-  return call();
+auto nogil(Call&& call) -> decltype(call()) {
+  using Result = decltype(call());
+  PyThreadState* saved = PyEval_SaveThread();
+  if constexpr (std::is_void_v<Result>) {
+    try {
+      call();
+    } catch (...) {
+      PyEval_RestoreThread(saved);
+      throw;
+    }
+    PyEval_RestoreThread(saved);
+  } else {
+    std::optional<Result> result;
+    try {
+      result.emplace(call());
+    } catch (...) {
+      PyEval_RestoreThread(saved);
+      throw;
+    }
+    PyEval_RestoreThread(saved);
+    return std::move(*result);
+  }
 }
 
 // audit(), check_entries() and prune() on a thread of their own, with the
@@ -370,56 +394,65 @@ Result run_checks(py::handle progress, unsigned threads,
   std::exception_ptr failure;
   PyObject *error_type = nullptr, *error_value = nullptr, *error_trace = nullptr;
   const pid_t pid = ::getpid();
-  {
-    py::gil_scoped_release release;
-    std::thread worker([&] {
-      try {
-        result = call(options);
-      } catch (...) {
-        failure = std::current_exception();
-      }
-      std::lock_guard<std::mutex> lock(state.m);
-      state.finished = true;
-      state.cv.notify_all();
-    });
-    bool cancelled = false;
-    while (true) {
-      std::unique_lock<std::mutex> lock(state.m);
-      state.cv.wait_for(lock, std::chrono::milliseconds(100),
-                        [&] { return state.fresh || state.finished; });
-      if (state.finished && !state.fresh) break;
-      const bool deliver = state.fresh && report && !cancelled;
-      const std::size_t done = state.done, total = state.total;
-      state.fresh = false;
-      lock.unlock();
-      if (cancelled) continue;
-      py::gil_scoped_acquire gil;
-      // Ctrl-C cannot stop the checks already running (the library has no
-      // way to cancel them); it stops the callbacks, and is raised when the
-      // checks return.
-      if (PyErr_CheckSignals() == 0 && deliver) {
-        if (PyObject* r = PyObject_CallFunction(progress.ptr(), "nn", static_cast<Py_ssize_t>(done),
-                                                static_cast<Py_ssize_t>(total))) {
-          Py_DECREF(r);
-        }
-      }
-      if (PyErr_Occurred() != nullptr) {
-        PyErr_Fetch(&error_type, &error_value, &error_trace);
-        cancelled = true;
-      }
-      if (::getpid() != pid) {
-        // Forked inside the callback: the checking thread stayed in the
-        // parent. The C++ rule is the same: _exit() or exec() in there.
-        PyErr_Restore(error_type, error_value, error_trace);
-        error_type = error_value = error_trace = nullptr;
-        worker.detach();
-        throw tfimm::TransactionMisuse(
-            "a process forked inside an audit or prune progress callback cannot return from "
-            "it: the checks stayed in the parent; call os._exit() or exec there");
+  // Joins the checking thread however this function is left, before the
+  // state it uses goes: also when taking the GIL back ends this thread at
+  // interpreter exit (see nogil).
+  struct Worker {
+    std::thread thread;
+    ~Worker() {
+      if (thread.joinable()) thread.join();
+    }
+  } worker;
+  PyThreadState* saved = PyEval_SaveThread();
+  worker.thread = std::thread([&] {
+    try {
+      result = call(options);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(state.m);
+    state.finished = true;
+    state.cv.notify_all();
+  });
+  bool cancelled = false;
+  while (true) {
+    std::unique_lock<std::mutex> lock(state.m);
+    state.cv.wait_for(lock, std::chrono::milliseconds(100),
+                      [&] { return state.fresh || state.finished; });
+    if (state.finished && !state.fresh) break;
+    const bool deliver = state.fresh && report && !cancelled;
+    const std::size_t done = state.done, total = state.total;
+    state.fresh = false;
+    lock.unlock();
+    if (cancelled) continue;
+    PyEval_RestoreThread(saved);
+    // Ctrl-C cannot stop the checks already running (the library has no
+    // way to cancel them); it stops the callbacks, and is raised when the
+    // checks return.
+    if (PyErr_CheckSignals() == 0 && deliver) {
+      if (PyObject* r = PyObject_CallFunction(progress.ptr(), "nn", static_cast<Py_ssize_t>(done),
+                                              static_cast<Py_ssize_t>(total))) {
+        Py_DECREF(r);
       }
     }
-    worker.join();
+    if (PyErr_Occurred() != nullptr) {
+      PyErr_Fetch(&error_type, &error_value, &error_trace);
+      cancelled = true;
+    }
+    if (::getpid() != pid) {
+      // Forked inside the callback: the checking thread stayed in the
+      // parent. The C++ rule is the same: _exit() or exec() in there.
+      PyErr_Restore(error_type, error_value, error_trace);
+      error_type = error_value = error_trace = nullptr;
+      worker.thread.detach();
+      throw tfimm::TransactionMisuse(
+          "a process forked inside an audit or prune progress callback cannot return from "
+          "it: the checks stayed in the parent; call os._exit() or exec there");
+    }
+    saved = PyEval_SaveThread();
   }
+  worker.thread.join();
+  PyEval_RestoreThread(saved);
   if (error_type != nullptr) {
     PyErr_Restore(error_type, error_value, error_trace);
     throw py::error_already_set();
@@ -678,8 +711,7 @@ PYBIND11_MODULE(_native, m) {
              std::optional<std::string> path;
              std::vector<std::string> names;
              bool found = false;
-             {
-               py::gil_scoped_release release;
+             nogil([&] {
                try {
                  r.transaction([&](tfimm::Transaction& tx) {
                    replay(tx, all);
@@ -696,7 +728,7 @@ PYBIND11_MODULE(_native, m) {
                  });
                } catch (const Rollback&) {
                }
-             }
+             });
              if (what == "cached_model_path") return fs_str(path);
              if (what == "list_cached_models") return names_list(names);
              return py::bool_(found);

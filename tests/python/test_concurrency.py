@@ -289,3 +289,31 @@ def test_a_registry_passed_to_workers_opens_the_same_file_there(env, method):
         paths = pool.map(set_through, [(reg, f"n{i}") for i in range(4)])
     assert set(paths) == {reg.path}
     assert reg.list_cached_models() == ["n0", "n1", "n2", "n3"]
+
+
+@pytest.mark.parametrize("work", ["lookups", "audit"])
+def test_the_interpreter_exits_cleanly_while_daemon_threads_are_inside_calls(env, work):
+    # At exit, a daemon thread that comes back from a call is ended by the
+    # interpreter (pthread_exit), and one still inside a call of the default
+    # registry runs while the process's static objects are destroyed:
+    # neither may abort the process.
+    for _ in range(12):
+        child = env.python(
+            f"""
+            import threading, time, tfimm_cache
+            for i in range(30):
+                tfimm_cache.set_model_cache(f"m{{i}}", f"/nonexistent/m{{i}}")
+            reg = tfimm_cache.Registry()
+            def lookups():
+                while True:
+                    tfimm_cache.cached_model_path("m1"); reg.cached_model_path("m2")
+                    tfimm_cache.set_model_cache("m3", "/nonexistent/m3")
+            def audit():
+                while True:
+                    reg.audit(threads=2, progress=lambda done, total: None)
+            for _ in range(3):
+                threading.Thread(target={work}, daemon=True).start()
+            time.sleep(0.05)
+            print("exiting", flush=True)
+            """, check=False, timeout=60)
+        assert (child.returncode, child.stdout, child.stderr) == (0, "exiting\n", "")
