@@ -3,12 +3,16 @@
 // Most tests run each call in a fresh helper process (helper_main.cpp,
 // "default" mode) with the environment of the test, so that they check what
 // another process sees; the last one changes the environment in this process.
+#include <sys/wait.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "testutil.hpp"
@@ -213,4 +217,35 @@ TEST_CASE("the free functions follow the environment changed after their first c
     ctx.env().set("TFIMM_REGISTRY", ctx.path("a/registry.db"));
     CHECK(tfimm::list_cached_models() == std::vector<std::string>{"resnet18"});
   }
+}
+
+TEST_CASE("a process that exits while other threads are inside the free functions exits cleanly",
+          "[cache][exit]") {
+  // Like a Python interpreter exiting with daemon threads: exit() destroys
+  // static objects while those threads are still inside calls.
+  t::TestContext ctx;
+  ctx.env().set("TFIMM_REGISTRY", ctx.path("registry.db"));
+  tfimm::set_model_cache("resnet18", "/w/r18");
+  for (int round = 0; round < 10; ++round) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      for (int i = 0; i < 3; ++i) {
+        std::thread([] {
+          for (;;) {
+            (void)tfimm::cached_model_path("resnet18");
+            tfimm::set_model_cache("vit", "/w/vit");
+          }
+        }).detach();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::exit(0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    INFO("round " << round << ", wait status " << status);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  CHECK(tfimm::cached_model_path("vit") == "/w/vit");
 }
