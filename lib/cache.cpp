@@ -42,30 +42,36 @@ struct Choice {
 // Every registry the environment has named in this process, by file, and
 // every choice made: kept for the life of the process, since a caller may
 // still hold a reference from default_registry() when the environment
-// changes, and going back to a file reuses its open connection.
-//
-// A thread can still be inside a call when the process exits (a Python
-// daemon thread, a detached thread): the registry it uses must not be
-// destroyed under it. Then the registries are left to the operating system,
-// which closes their files; SQLite recovers the write-ahead log on the next
-// open, so nothing committed is lost.
+// changes, and going back to a file reuses its open connection. Never
+// destroyed: see Closer.
 struct Registries {
   std::mutex mutex;  // guards the containers; held only to look up and insert
   std::map<std::string, std::unique_ptr<Registry>> by_path;
   std::deque<Choice> choices;
   std::atomic<const Choice*> last{nullptr};
   std::atomic<int> calls{0};  // free functions running now
-
-  ~Registries() {
-    if (calls.load() == 0) return;
-    for (auto& entry : by_path) (void)entry.second.release();
-  }
 };
 
 Registries& registries() {
-  static Registries all;
-  return all;
+  static Registries* const all = new Registries;
+  return *all;
 }
+
+// At exit, closes the registries (SQLite then checkpoints and removes the
+// write-ahead log) unless a thread is still inside a call: a Python daemon
+// thread, a detached thread. Then they are left to the operating system,
+// which closes their files; the next open recovers the write-ahead log, so
+// nothing committed is lost. The containers themselves stay, for a thread
+// that reads them while the process exits.
+struct Closer {
+  ~Closer() {
+    auto& all = registries();
+    if (all.calls.load() != 0) return;
+    std::lock_guard<std::mutex> lock(all.mutex);
+    all.last.store(nullptr);  // a later call chooses, and opens, anew
+    for (auto& entry : all.by_path) entry.second.reset();
+  }
+} closer;
 
 // fork() while another thread holds the mutex would leave the child a mutex
 // that nobody unlocks. The mutex is held only around container operations,
