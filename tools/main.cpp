@@ -15,6 +15,7 @@
 #include "cmd_audit.hpp"
 #include "cmd_dir.hpp"
 #include "cmd_doctor.hpp"
+#include "cmd_du.hpp"
 #include "cmd_entries.hpp"
 #include "cmd_history.hpp"
 #include "cmd_list.hpp"
@@ -73,7 +74,7 @@ constexpr Subcommand kSubcommands[] = {
     {"lock", setup_lock},       {"unlock", setup_unlock},
     {"history", setup_history}, {"export", setup_export},
     {"import", setup_import},   {"migrate", setup_migrate},
-    {"doctor", setup_doctor},
+    {"doctor", setup_doctor},   {"du", setup_du},
 };
 
 // The subcommand a command line names, when it is certain: global options
@@ -302,7 +303,7 @@ void setup_globals(CLI::App& app, Program& program) {
   app.footer(kFooter);
 }
 
-// Every subcommand, or only `only`: building the other sixteen is most of
+// Every subcommand, or only `only`: building all the others is most of
 // the work CLI11 does for a one-line answer.
 void setup_subcommands(CLI::App& app, Program& program, const Subcommand* only) {
   for (const auto& sub : kSubcommands) {
