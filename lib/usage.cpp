@@ -35,7 +35,7 @@ namespace {
 unsigned pick_threads(unsigned wanted) {
   // Reading directories mostly waits on the file system (slow network
   // shares), not on the CPU; the same default as audit.
-  return wanted != 0 ? wanted : 16;
+  return std::min(wanted != 0 ? wanted : 16u, 256u);
 }
 
 struct InodeKey {
@@ -84,6 +84,9 @@ struct ItemState {
   // the total, which counts them once across models too.
   std::unordered_map<InodeKey, UsageCounts, InodeHash> linked;
   std::vector<UsageProblem> unreadable;
+  // The path with every symlink resolved, for the total; empty when the
+  // path was not counted or could not be resolved.
+  std::string real;
 };
 
 // A directory to read: `path` of model `item`. The registered path itself
@@ -142,6 +145,9 @@ class Walker {
     }
   }
 
+  // The resolved path of item `i`, "" when unknown (after run()).
+  const std::string& real_path(std::size_t i) const { return states_[i].real; }
+
   // Hard-linked inodes of item `i` (after run()).
   const std::unordered_map<InodeKey, UsageCounts, InodeHash>& linked(std::size_t i) const {
     return states_[i].linked;
@@ -162,15 +168,19 @@ class Walker {
       found.clear();
       if (task.root) {
         start(task, found);
-      } else {
-        read_directory(task, found);
+      } else if (const int fd = open_directory(task); fd >= 0) {
+        read_directory(task, fd, found);
       }
       auto& state = states_[task.item];
       state.pending += found.size();
       const bool item_done = state.pending.fetch_sub(1) == 1;
       std::lock_guard<std::mutex> lock(m_);
       for (auto& f : found) queue_.push_back(std::move(f));
-      if (!found.empty()) work_cv_.notify_all();
+      if (found.size() == 1) {
+        work_cv_.notify_one();
+      } else if (!found.empty()) {
+        work_cv_.notify_all();
+      }
       if (item_done) {
         ++finished_;
         if (--outstanding_ == 0) work_cv_.notify_all();
@@ -208,58 +218,93 @@ class Walker {
   // (following a symlink), and read when it is a directory.
   void start(const Task& task, std::vector<Task>& found) {
     auto& item = items_[task.item];
-    auto check = detail::inspect_path(item.path);
-    item.status = check.status;
-    item.detail = std::move(check.detail);
-    if (item.status != PathStatus::Ok) return;
+    auto& state = states_[task.item];
+    // Every lookup counts on a network share, where each one waits: lstat
+    // first, and only a symlink is looked at again (as audit looks at it).
     struct stat st {};
-    if (::stat(item.path.c_str(), &st) != 0) {
-      // Gone or changed between the two looks: say what this look found.
+    if (::lstat(item.path.c_str(), &st) != 0) {
       const int err = errno;
       item.status = detail::status_from_errno(err);
-      item.detail = err == ENOENT ? "" : std::strerror(err);
+      if (err != ENOENT) item.detail = std::strerror(err);
       return;
+    }
+    if (S_ISLNK(st.st_mode)) {
+      auto check = detail::inspect_path(item.path);
+      item.status = check.status;
+      item.detail = std::move(check.detail);
+      if (item.status != PathStatus::Ok) return;
+      if (::stat(item.path.c_str(), &st) != 0) {
+        // Changed between the two looks: say what this look found.
+        const int err = errno;
+        item.status = detail::status_from_errno(err);
+        item.detail = err == ENOENT ? "" : std::strerror(err);
+        return;
+      }
     }
     UsageCounts c;
     count(task.item, st, c);
     flush(task.item, c);
-    if (S_ISDIR(st.st_mode)) read_directory(task, found);
+    if (!S_ISDIR(st.st_mode)) {
+      char real[PATH_MAX];
+      if (::realpath(item.path.c_str(), real) != nullptr) state.real = real;
+      return;
+    }
+    const int fd = open_directory(task);
+    if (fd < 0) return;
+    // The kernel's name of the open directory: the resolved path without a
+    // lookup per component (realpath's way).
+    char real[PATH_MAX];
+    const std::string self = "/proc/self/fd/" + std::to_string(fd);
+    const ssize_t n = ::readlink(self.c_str(), real, sizeof real);
+    if (n > 0 && n < static_cast<ssize_t>(sizeof real) && real[0] == '/') {
+      state.real.assign(real, static_cast<std::size_t>(n));
+    } else if (::realpath(item.path.c_str(), real) != nullptr) {
+      state.real = real;
+    }
+    read_directory(task, fd, found);
   }
 
-  void read_directory(const Task& task, std::vector<Task>& found) {
-    const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (task.root ? 0 : O_NOFOLLOW);
+  // The directory of `task`, open for reading, or -1 (reported).
+  int open_directory(const Task& task) {
+    // O_NONBLOCK: a directory replaced by a FIFO since it was listed must
+    // not hang the walk.
+    const int flags =
+        O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK | (task.root ? 0 : O_NOFOLLOW);
     const int fd = ::open(task.path.c_str(), flags);
-    if (fd < 0) {
-      problem(task.item, task.path, errno);
-      return;
-    }
-    DIR* dir = ::fdopendir(fd);
-    if (dir == nullptr) {
-      const int err = errno;
-      ::close(fd);
-      problem(task.item, task.path, err);
-      return;
-    }
+    // A directory deleted since it was listed holds nothing any more.
+    if (fd < 0 && (task.root || errno != ENOENT)) problem(task.item, task.path, errno);
+    return fd;
+  }
+
+  // Counts every child of the open directory `fd` and closes it; the
+  // directories among them go to `found`. getdents64 straight away:
+  // fdopendir() would cost one more fstat, a round trip on a share.
+  void read_directory(const Task& task, int fd, std::vector<Task>& found) {
+    alignas(dirent64) char buf[32768];
     UsageCounts sum;
     while (true) {
-      errno = 0;
-      const dirent* entry = ::readdir(dir);
-      if (entry == nullptr) {
-        if (errno != 0) problem(task.item, task.path, errno);
+      const ssize_t got = ::getdents64(fd, buf, sizeof buf);
+      if (got < 0) {
+        problem(task.item, task.path, errno);
         break;
       }
-      const char* name = entry->d_name;
-      if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
-      struct stat st {};
-      if (::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        // Deleted since the listing: it uses no space any more.
-        if (errno != ENOENT) problem(task.item, join_path(task.path, name), errno);
-        continue;
+      if (got == 0) break;
+      for (ssize_t at = 0; at < got;) {
+        const auto* entry = reinterpret_cast<const dirent64*>(buf + at);
+        at += entry->d_reclen;
+        const char* name = entry->d_name;
+        if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
+        struct stat st {};
+        if (::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+          // Deleted since the listing: it uses no space any more.
+          if (errno != ENOENT) problem(task.item, join_path(task.path, name), errno);
+          continue;
+        }
+        if (!count(task.item, st, sum)) continue;
+        if (S_ISDIR(st.st_mode)) found.push_back({task.item, join_path(task.path, name), false});
       }
-      if (!count(task.item, st, sum)) continue;
-      if (S_ISDIR(st.st_mode)) found.push_back({task.item, join_path(task.path, name), false});
     }
-    ::closedir(dir);
+    ::close(fd);
     flush(task.item, sum);
   }
 
@@ -278,17 +323,15 @@ class Walker {
 // item whose path (resolved) is another counted item's path or lies inside
 // it is left out, and hard-linked inodes count once across items.
 UsageCounts total_of(const std::vector<UsageItem>& items, const Walker& walker) {
-  std::vector<std::optional<std::string>> real(items.size());
   std::unordered_map<std::string, std::size_t> first;  // resolved path -> first item
   for (std::size_t i = 0; i < items.size(); ++i) {
-    if (items[i].status != PathStatus::Ok) continue;
-    char buf[PATH_MAX];
-    if (::realpath(items[i].path.c_str(), buf) == nullptr) continue;
-    real[i] = buf;
-    first.emplace(*real[i], i);
+    if (items[i].status == PathStatus::Ok && !walker.real_path(i).empty()) {
+      first.emplace(walker.real_path(i), i);
+    }
   }
   const auto contained = [&](std::size_t i) {
-    const std::string& path = *real[i];
+    const std::string& path = walker.real_path(i);
+    if (path.empty()) return false;
     if (first.at(path) != i) return true;
     for (std::size_t slash = path.size(); slash > 0;) {
       slash = path.rfind('/', slash - 1);
@@ -302,7 +345,7 @@ UsageCounts total_of(const std::vector<UsageItem>& items, const Walker& walker) 
   UsageCounts total;
   std::unordered_set<InodeKey, InodeHash> linked;
   for (std::size_t i = 0; i < items.size(); ++i) {
-    if (items[i].status != PathStatus::Ok || (real[i] && contained(i))) continue;
+    if (items[i].status != PathStatus::Ok || contained(i)) continue;
     add(total, items[i].counts);
     for (const auto& [key, counts] : walker.linked(i)) {
       if (!linked.insert(key).second) subtract(total, counts);

@@ -6,13 +6,17 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdint>
 #include <sstream>
 
+#include "disagreeing_mount.hpp"
 #include "tool_test.hpp"
 
+using tfimm::tooltest::has_escape;
 using tfimm::tooltest::lines;
 using tfimm::tooltest::require_error;
+using tfimm::tooltest::run_in_terminal;
 using tfimm::tooltest::Tool;
 
 namespace {
@@ -240,4 +244,52 @@ TEST_CASE(
   CHECK(report["complete"] == false);
   // As root everything is readable: the secret is counted.
   CHECK(tool.json({"du", "--json"})["models"][0]["bytes"] == du({"-s", m}));
+}
+
+TEST_CASE(
+    "du walks models in parallel, --jobs at once, with a progress bar only at a terminal "
+    "(skipped without FUSE)",
+    "[du][fuse]") {
+  Tool tool;
+  constexpr int kDelayMs = 200;
+  constexpr int kPaths = 20;
+  tfimm::test::DisagreeingMount::Options options;
+  options.delay_ms = kDelayMs;
+  nlohmann::json models = nlohmann::json::array();
+  for (int i = 0; i < kPaths; ++i) {
+    options.exists.push_back("d" + std::to_string(i) + "/model");
+    models.push_back({{"name", "m" + std::to_string(i)},
+                      {"path", tool.path("share/d" + std::to_string(i) + "/model")},
+                      {"locked", false},
+                      {"lock_reason", ""}});
+  }
+  tfimm::test::DisagreeingMount share(tool.path("share"), options);
+  if (!share.usable()) return;
+  const nlohmann::json backup{
+      {"format", "tfimm-cache-export"}, {"version", 1}, {"cache_dir", nullptr}, {"models", models}};
+  tool.ok({"import", "-"}, backup.dump());
+
+  const auto timed = [&](const std::vector<std::string>& args) {
+    const auto start = std::chrono::steady_clock::now();
+    auto json = tool.json(args);
+    const auto took = std::chrono::steady_clock::now() - start;
+    REQUIRE(json["models"].size() == kPaths);
+    for (const auto& item : json["models"]) CHECK(item.at("status") == "ok");
+    return std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+  };
+  // One model after the other, the lookups alone would take this long.
+  const long serial_ms = kPaths * kDelayMs;
+  const long parallel_ms = timed({"du", "--json"});
+  CHECK(parallel_ms < serial_ms / 2);
+  const long four_ms = timed({"du", "--json", "--jobs", "4"});
+  CHECK(four_ms >= kPaths / 4 * kDelayMs);
+  INFO("default: " << parallel_ms << " ms, --jobs 4: " << four_ms << " ms");
+
+  const auto piped = tool.run({"du"});
+  CHECK(piped.exit_code == 0);
+  CHECK_FALSE(has_escape(piped.err));
+  const std::string seen =
+      run_in_terminal({TFIMM_TOOL, "--registry", tool.registry(), "du"}, {{"TERM", "xterm"}});
+  CHECK(seen.find("measuring models [") != std::string::npos);
+  CHECK(seen.find("m19") != std::string::npos);
 }
