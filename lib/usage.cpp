@@ -229,6 +229,7 @@ class Walker {
       return;
     }
     if (S_ISLNK(st.st_mode)) {
+      item.is_symlink = true;
       auto check = detail::inspect_path(item.path);
       item.status = check.status;
       item.detail = std::move(check.detail);

@@ -153,6 +153,9 @@ TEST_CASE("a registered path that is a symlink is followed, as a registered file
 
   const auto report = tfimm::disk_usage(f.reg);
   require_like_du(item(report, "vit"), f.ctx.path("vit-link"));
+  CHECK(item(report, "vit").is_symlink);
+  CHECK(item(report, "vit").detail == f.ctx.path("real/vit"));
+  CHECK_FALSE(item(report, "single").is_symlink);
   CHECK(item(report, "vit").counts.bytes > 100000);
   const auto& single = item(report, "single");
   CHECK(single.counts.bytes == du({"-s", f.ctx.path("single.h5")}));

@@ -170,10 +170,11 @@ int run_du(const GlobalOptions& global, const DuOptions& options) {
   if (!report.items.empty()) {
     Table table({"NAME", "SOURCE", "STATUS", "SIZE", "APPARENT", "FILES", "PATH", "DETAIL"});
     for (const auto& item : report.items) {
-      std::string detail = item.detail;
+      std::string detail =
+          item.is_symlink && !item.detail.empty() ? "-> " + item.detail : item.detail;
       if (!item.unreadable.empty()) {
-        detail =
-            "incomplete: " + plural(item.unreadable.size(), "part", "parts") + " could not be read";
+        detail = "incomplete: " + plural(item.unreadable.size(), "part", "parts") +
+                 " could not be read" + (detail.empty() ? "" : "; " + detail);
       }
       const bool counted = item.status == PathStatus::Ok;
       table.add({item.name,

@@ -45,7 +45,8 @@ struct UsageItem {
   // Ok path is counted. Missing means certainly absent; NotAccessible and
   // Error mean it could not be looked at, never that it is absent.
   PathStatus status = PathStatus::Ok;
-  std::string detail;  // check_path()'s detail for the path
+  bool is_symlink = false;  // the path itself is a symlink (followed)
+  std::string detail;       // check_path()'s detail: the system's message, a link's target
   UsageCounts counts;
   // What could not be read below the path (an unreadable directory, an I/O
   // error); the counts leave it out.

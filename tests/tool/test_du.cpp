@@ -247,6 +247,47 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "du as a user who cannot list the cache directory says so on stderr, counts the entries and "
+    "exits 1",
+    "[du][permissions]") {
+  Tool tool;
+  make_model(tool.path("models/m"));
+  tool.ok({"set", "m", tool.path("models/m")});
+  const std::string cache = tool.make_dir("cache");
+  make_model(cache + "/hidden");
+  REQUIRE(::chmod(cache.c_str(), 0700) == 0);
+  REQUIRE(::chmod(tool.path("").c_str(), 0755) == 0);
+  REQUIRE(::chmod(tool.path("state").c_str(), 0755) == 0);
+  REQUIRE(::chmod(tool.registry().c_str(), 0644) == 0);
+  const auto r = tfimm::test::run_process({"setpriv", "--reuid=65534", "--regid=65534",
+                                           "--clear-groups", TFIMM_TOOL, "--registry",
+                                           tool.registry(), "--cache-dir", cache, "du"});
+  INFO(r.out << r.err);
+  if (r.exit_code == 127 || r.err.find("setpriv") != std::string::npos ||
+      r.err.find("Permission denied") == std::string::npos) {
+    WARN("cannot run as another user here: " << r.err);
+    return;
+  }
+  CHECK(r.exit_code == 1);
+  CHECK(r.err == "tfimm-cache: note: cannot list the cache directory " + cache +
+                     ": Permission denied; models found only there are left out\n");
+  const auto table = lines(r.out);
+  REQUIRE(table.size() == 3);  // header, m, total
+  CHECK(table[1].rfind("m ", 0) == 0);
+  CHECK(table[2].find("; the cache directory could not be listed") != std::string::npos);
+}
+
+TEST_CASE("du shows the target of a registered symlink, as audit does", "[du]") {
+  Tool tool;
+  make_model(tool.path("models/real"));
+  REQUIRE(::symlink(tool.path("models/real").c_str(), tool.path("models/link").c_str()) == 0);
+  tool.ok({"set", "linked", tool.path("models/link")});
+  const auto table = lines(tool.ok({"du"}));
+  REQUIRE(table.size() == 3);
+  CHECK(table[1].find("-> " + tool.path("models/real")) != std::string::npos);
+}
+
+TEST_CASE(
     "du walks models in parallel, --jobs at once, with a progress bar only at a terminal "
     "(skipped without FUSE)",
     "[du][fuse]") {
