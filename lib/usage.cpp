@@ -271,9 +271,31 @@ class Walker {
     // not hang the walk.
     const int flags =
         O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK | (task.root ? 0 : O_NOFOLLOW);
-    const int fd = ::open(task.path.c_str(), flags);
+    int fd = ::open(task.path.c_str(), flags);
+    if (fd < 0 && errno == ENAMETOOLONG && !task.root) fd = open_deep(task, flags);
     // A directory deleted since it was listed holds nothing any more.
     if (fd < 0 && (task.root || errno != ENOENT)) problem(task.item, task.path, errno);
+    return fd;
+  }
+
+  // A directory whose path is longer than the system takes at once (du
+  // counts such trees too): opened one component at a time from the
+  // registered path, never following a symlink below it.
+  int open_deep(const Task& task, int flags) {
+    const std::string& root = items_[task.item].path;
+    int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+    // Children of "/" are "/name"; of any other directory "dir/name".
+    const std::size_t first = root == "/" ? 1 : root.size() + 1;
+    for (std::size_t at = first; fd >= 0 && at < task.path.size();) {
+      std::size_t end = task.path.find('/', at);
+      if (end == std::string::npos) end = task.path.size();
+      const int next = ::openat(fd, task.path.substr(at, end - at).c_str(), flags);
+      const int err = errno;
+      ::close(fd);
+      fd = next;
+      errno = err;
+      at = end + 1;
+    }
     return fd;
   }
 

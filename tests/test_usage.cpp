@@ -265,6 +265,42 @@ TEST_CASE("a huge flat directory is counted as du counts it", "[usage]") {
   CHECK(item(report, "flat").counts.files == 20000);
 }
 
+TEST_CASE("a tree deeper than the longest path the system takes is counted as du counts it",
+          "[usage]") {
+  Fixture f;
+  const std::string model = f.ctx.path("models/deep");
+  std::string dir = model;
+  t::make_dirs(dir);
+  // 30 levels of 200-byte names: about 6 000 bytes, more than PATH_MAX.
+  const int base = ::open(model.c_str(), O_RDONLY | O_DIRECTORY);
+  REQUIRE(base >= 0);
+  int fd = base;
+  for (int level = 0; level < 30; ++level) {
+    const std::string name(200, static_cast<char>('a' + level % 26));
+    REQUIRE(::mkdirat(fd, name.c_str(), 0755) == 0);
+    const int next = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY);
+    REQUIRE(next >= 0);
+    if (fd != base) ::close(fd);
+    fd = next;
+  }
+  const int file = ::openat(fd, "weights.h5", O_WRONLY | O_CREAT, 0644);
+  REQUIRE(file >= 0);
+  REQUIRE(::write(file, std::string(30000, 'w').data(), 30000) == 30000);
+  ::close(file);
+  ::close(fd);
+  ::close(base);
+  f.reg.set_model_cache("deep", model);
+  const auto report = tfimm::disk_usage(f.reg);
+  const auto& i = item(report, "deep");
+  CHECK(i.unreadable.empty());
+  CHECK(i.counts.bytes == du({"-s", model}));
+  CHECK(i.counts.apparent_bytes == du({"-s", "--apparent-size", model}));
+  CHECK(i.counts.files == 1);
+  // The fixture's directory cannot be removed by path either: cut the
+  // chain from the top, one level at a time, with rm (which walks by fd).
+  CHECK(t::run_process({"rm", "-rf", model}).exit_code == 0);
+}
+
 TEST_CASE(
     "named models are resolved as cached_model_path resolves them; an unknown or invalid name is "
     "refused before anything is walked",
