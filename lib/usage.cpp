@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -116,6 +117,7 @@ class Walker {
     std::vector<std::thread> workers;
     workers.reserve(n);
     for (unsigned t = 0; t < n; ++t) workers.emplace_back([this] { work(); });
+    std::exception_ptr failed;
     if (options_.progress) {
       std::size_t reported = static_cast<std::size_t>(-1);
       std::unique_lock<std::mutex> lock(m_);
@@ -124,15 +126,27 @@ class Walker {
         const std::size_t now = finished_.load();
         if (now != reported) {
           lock.unlock();
-          options_.progress(now, items_.size());
+          try {
+            options_.progress(now, items_.size());
+          } catch (...) {
+            // Rethrown once the walkers are joined: a thread still running
+            // when the exception left would end the process.
+            failed = std::current_exception();
+          }
           lock.lock();
           reported = now;
+          if (failed) {
+            stop_ = true;
+            work_cv_.notify_all();
+            break;
+          }
         }
         if (all) break;
         progress_cv_.wait_for(lock, std::chrono::milliseconds(100));
       }
     }
     for (auto& w : workers) w.join();
+    if (failed) std::rethrow_exception(failed);
     for (std::size_t i = 0; i < items_.size(); ++i) {
       auto& item = items_[i];
       auto& state = states_[i];
@@ -160,8 +174,8 @@ class Walker {
       Task task;
       {
         std::unique_lock<std::mutex> lock(m_);
-        work_cv_.wait(lock, [&] { return !queue_.empty() || outstanding_ == 0; });
-        if (queue_.empty()) return;
+        work_cv_.wait(lock, [&] { return !queue_.empty() || outstanding_ == 0 || stop_; });
+        if (queue_.empty() || stop_) return;
         task = std::move(queue_.back());
         queue_.pop_back();
       }
@@ -339,6 +353,7 @@ class Walker {
   std::condition_variable progress_cv_;
   std::vector<Task> queue_;      // guarded by m_; depth first
   std::size_t outstanding_ = 0;  // models not finished; guarded by m_
+  bool stop_ = false;            // the caller gave up; guarded by m_
   std::atomic<std::size_t> finished_{0};
 };
 

@@ -359,6 +359,23 @@ TEST_CASE("progress is reported from the calling thread up to every model", "[us
   CHECK(report.items.size() == 20);
 }
 
+TEST_CASE("an exception thrown by the progress callback reaches the caller after the walk",
+          "[usage]") {
+  Fixture f;
+  for (int i = 0; i < 5; ++i) {
+    const std::string model = f.ctx.path("models/m" + std::to_string(i));
+    make_tree(model);
+    f.reg.set_model_cache("m" + std::to_string(i), model);
+  }
+  tfimm::UsageOptions options;
+  options.threads = 4;
+  options.progress = [](std::size_t, std::size_t) { throw std::runtime_error("stop"); };
+  CHECK_THROWS_WITH(tfimm::disk_usage(f.reg, options), "stop");
+  // The registry is still usable: nothing was left running or locked.
+  options.progress = nullptr;
+  CHECK(tfimm::disk_usage(f.reg, options).items.size() == 5);
+}
+
 TEST_CASE(
     "an unreadable directory inside a model is reported with its path and the system's reason, "
     "and the rest is counted as du counts it as the same user",

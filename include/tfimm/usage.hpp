@@ -80,6 +80,8 @@ struct UsageOptions {
   // slowly, so the walk runs in parallel, within a model too.
   unsigned threads = 0;
   // Called from the calling thread as models are finished: (done, total).
+  // An exception it throws stops the walk and leaves disk_usage() once
+  // every walking thread has returned.
   std::function<void(std::size_t, std::size_t)> progress;
 };
 

@@ -277,6 +277,24 @@ TEST_CASE(
   CHECK(table[2].find("; the cache directory could not be listed") != std::string::npos);
 }
 
+TEST_CASE(
+    "du prints a path that is not UTF-8 escaped in text and with U+FFFD in JSON, and a control "
+    "character escaped",
+    "[du]") {
+  Tool tool;
+  const std::string odd = tool.path("models/w\xff\nx");
+  make_model(odd);
+  tool.ok({"set", "odd", odd});
+  const std::string text = tool.ok({"du"});
+  CHECK(lines(text).size() == 3);  // one line for the model
+  CHECK(text.find("models/w\\xFF\\nx") != std::string::npos);
+  const auto json = tool.json({"du", "--json"});
+  CHECK(json["models"][0]["path"] == tool.path("models/w\xef\xbf\xbd\nx"));
+  // du -0 ends its line with NUL: the path holds a newline.
+  const auto r = tfimm::test::run_process({"du", "-s0", "--block-size=1", odd});
+  CHECK(json["models"][0]["bytes"] == std::stoull(r.out.substr(0, r.out.find('\t'))));
+}
+
 TEST_CASE("du shows the target of a registered symlink, as audit does", "[du]") {
   Tool tool;
   make_model(tool.path("models/real"));
