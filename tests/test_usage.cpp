@@ -3,6 +3,7 @@
 // directories), missing paths, models found only in the cache directory,
 // and the total.
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -299,6 +300,27 @@ TEST_CASE("a tree deeper than the longest path the system takes is counted as du
   // The fixture's directory cannot be removed by path either: cut the
   // chain from the top, one level at a time, with rm (which walks by fd).
   CHECK(t::run_process({"rm", "-rf", model}).exit_code == 0);
+}
+
+TEST_CASE("a file system mounted below a model is crossed, as du crosses it", "[usage]") {
+  Fixture f;
+  const std::string model = f.ctx.path("models/m");
+  make_tree(model);
+  t::make_dirs(model + "/mnt");
+  if (::mount("tmpfs", (model + "/mnt").c_str(), "tmpfs", 0, "size=4m") != 0) {
+    WARN("cannot mount a tmpfs here (needs root and mount rights): " << std::strerror(errno));
+    return;
+  }
+  t::write_file(model + "/mnt/on-tmpfs.bin", std::string(300000, 't'));
+  f.reg.set_model_cache("m", model);
+  const auto report = tfimm::disk_usage(f.reg);
+  const auto& i = item(report, "m");
+  const auto by_du = du({"-s", model});
+  const auto by_du_apparent = du({"-s", "--apparent-size", model});
+  ::umount2((model + "/mnt").c_str(), MNT_DETACH);
+  CHECK(i.counts.bytes == by_du);
+  CHECK(i.counts.apparent_bytes == by_du_apparent);
+  CHECK(i.counts.bytes > 300000);
 }
 
 TEST_CASE(
