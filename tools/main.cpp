@@ -48,7 +48,7 @@ constexpr const char* kFooter =
     "Exit codes:\n"
     "  0  success\n"
     "  1  negative answer: model not cached (path), stale entries (audit),\n"
-    "     problems found (doctor)\n"
+    "     problems found (doctor), incomplete counts (du)\n"
     "  2  bad usage or bad input (invalid name, path, duration or import file,\n"
     "     unknown model); nothing was changed. Also: standard output could not\n"
     "     be written (a change already made stands; the message says so)\n"
