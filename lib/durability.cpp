@@ -122,10 +122,10 @@ void sync_directory(const std::filesystem::path& dir, std::error_code& ec) {
 
 }  // namespace
 
-void prepare_connection(SQLite::Database& db, const std::string& path, bool read_only,
+void prepare_connection(SQLite::Database& db, const std::string& path, bool migrating,
                         BusyHandler busy, void* busy_arg) {
   manage_checkpoints(db.getHandle(), busy, busy_arg);
-  if (!read_only) require_durable(db, path);
+  if (migrating) require_durable(db, path);
   if (testing_hooks().after_prepare != nullptr) testing_hooks().after_prepare(db.getHandle());
 }
 

@@ -24,9 +24,11 @@ using BusyHandler = int (*)(void*, int);
 // Sets up a connection the library just opened (before it writes): turns
 // SQLite's automatic checkpoints off and checkpoints itself after commits
 // instead (see manage_checkpoints in durability.cpp), restoring `busy` /
-// `busy_arg` as the connection's busy handler after each checkpoint. Unless
-// `read_only`, then require_durable(). Throws RegistryError.
-void prepare_connection(SQLite::Database& db, const std::string& path, bool read_only,
+// `busy_arg` as the connection's busy handler after each checkpoint. When
+// `migrating` (the connection writes the schema next), require_durable();
+// otherwise each write checks on its own (reads need no check). Throws
+// RegistryError.
+void prepare_connection(SQLite::Database& db, const std::string& path, bool migrating,
                         BusyHandler busy, void* busy_arg);
 
 // Throws RegistryError, naming `path`, the setting and the next step, unless

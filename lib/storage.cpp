@@ -24,6 +24,7 @@
 #include <unordered_map>
 
 #include "access.hpp"
+#include "durability.hpp"
 #include "fs.hpp"
 #include "migrations_embedded.hpp"
 
@@ -685,7 +686,7 @@ bool Store::open(bool create, bool for_write) {
   } else {
     std::error_code ec;
     const auto parent = std::filesystem::path(path_).parent_path();
-    std::filesystem::create_directories(parent, ec);
+    create_directories_durably(parent, ec);
     if (ec) {
       throw RegistryError(path_, "cannot create the directory " + parent.string() +
                                      " for registry " + path_ + ": " + ec.message() +
@@ -839,6 +840,7 @@ void Store::migrate(Connection& c) {
                          version, schema_version());
   }
   db.exec("PRAGMA synchronous=FULL");
+  prepare_connection(db, path_, !read_only && version < schema_version(), &Connection::on_busy, &c);
   if (version == schema_version()) {
     if (!read_only && !inspect_) set_journal_mode(c);
     return;
@@ -970,6 +972,7 @@ void Store::begin_write() {
     grown_ = conn_.get();
   }
   try {
+    require_durable(db, path_);
     db.exec("BEGIN IMMEDIATE");
   } catch (const std::exception& e) {
     fail(e, "start a write to");
