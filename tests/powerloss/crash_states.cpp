@@ -1,0 +1,409 @@
+#include "crash_states.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+namespace powerloss {
+
+const char* to_string(Damage damage) {
+  switch (damage) {
+    case Damage::UnsyncedLost:
+      return "unsynced data lost";
+    case Damage::SubsetKept:
+      return "random subset kept";
+    case Damage::TornSectors:
+      return "torn sectors";
+    case Damage::GarbageSectors:
+      return "garbage sectors, garbage -shm";
+    case Damage::DirectoryLost:
+      return "unsynced directory entries lost";
+  }
+  return "?";
+}
+
+std::string canonical_state(const std::vector<std::array<std::string, 3>>& models,
+                            const std::vector<std::pair<std::string, std::string>>& settings,
+                            std::int64_t last_history_id) {
+  std::string s;
+  for (const auto& m : models) s += "model\t" + m[0] + "\t" + m[1] + "\t" + m[2] + "\n";
+  for (const auto& [key, value] : settings) s += "setting\t" + key + "\t" + value + "\n";
+  return s + "history\t" + std::to_string(last_history_id) + "\n";
+}
+
+std::uint64_t state_hash(const std::string& canonical) {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (const char c : canonical) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  return h;
+}
+
+std::size_t CheckResult::total(const std::array<std::size_t, kDamageModels>& a) const {
+  std::size_t n = 0;
+  for (const auto v : a) n += v;
+  return n;
+}
+
+namespace {
+
+using Bytes = std::vector<unsigned char>;
+
+std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t x = a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2));
+  x ^= x >> 31;
+  x *= 0xBF58476D1CE4E5B9ull;
+  return x ^ (x >> 29);
+}
+
+// The disk as a power loss would find it, kept up to date op by op.
+struct Disk {
+  std::vector<Bytes> synced;                          // per inode
+  std::vector<std::vector<std::size_t>> pending;      // per inode: unsynced op indexes
+  std::map<std::uint32_t, std::uint32_t> current;     // name -> inode
+  std::map<std::uint32_t, std::uint32_t> dir_synced;  // as of the last directory sync
+  std::int64_t started = 0;
+  std::int64_t acked = 0;
+
+  static void write(Bytes& content, std::int64_t offset, const unsigned char* data,
+                    std::size_t length) {
+    const auto end = static_cast<std::size_t>(offset) + length;
+    if (content.size() < end) content.resize(end, 0);
+    std::memcpy(content.data() + offset, data, length);
+  }
+
+  static void apply(const Log& log, const Op& op, Bytes& content) {
+    if (op.kind == OpKind::Write) {
+      write(content, op.offset, log.bytes.data() + op.data, op.length);
+    } else {
+      content.resize(static_cast<std::size_t>(op.offset), 0);
+    }
+  }
+
+  void step(const Log& log, std::size_t i) {
+    const Op& op = log.ops[i];
+    switch (op.kind) {
+      case OpKind::Write:
+      case OpKind::Truncate:
+        pending[op.file].push_back(i);
+        break;
+      case OpKind::Sync:
+        for (const auto j : pending[op.file]) apply(log, log.ops[j], synced[op.file]);
+        pending[op.file].clear();
+        break;
+      case OpKind::Create:
+        if (synced.size() <= op.file) {
+          synced.resize(op.file + 1);
+          pending.resize(op.file + 1);
+        }
+        current[op.name] = op.file;
+        break;
+      case OpKind::Delete:
+        current.erase(op.name);
+        break;
+      case OpKind::DirSync:
+        dir_synced = current;
+        break;
+      case OpKind::Begin:
+        started = std::max(started, op.offset);
+        break;
+      case OpKind::Ack:
+        acked = std::max(acked, op.offset);
+        break;
+    }
+  }
+
+  // The files (base name -> content) under `damage`, and whether the -shm
+  // is garbage.
+  std::map<std::string, Bytes> image(const Log& log, Damage damage, std::mt19937_64& rng,
+                                     bool* garbage_shm) const {
+    std::map<std::string, Bytes> files;
+    *garbage_shm = damage == Damage::GarbageSectors;
+    const auto& names = damage == Damage::DirectoryLost ? dir_synced : current;
+    for (const auto& [name, inode] : names) {
+      Bytes content = synced[inode];
+      for (const auto j : pending[inode]) {
+        const Op& op = log.ops[j];
+        switch (damage) {
+          case Damage::UnsyncedLost:
+          case Damage::DirectoryLost:
+            break;
+          case Damage::SubsetKept:
+            if (rng() & 1) apply(log, op, content);
+            break;
+          case Damage::TornSectors:
+          case Damage::GarbageSectors:
+            if (op.kind == OpKind::Truncate) {
+              if (rng() & 1) apply(log, op, content);
+              break;
+            }
+            // Each 512-byte sector the write touches, on its own.
+            for (std::int64_t at = op.offset; at < op.offset + op.length;) {
+              const std::int64_t end =
+                  std::min<std::int64_t>((at / 512 + 1) * 512, op.offset + op.length);
+              const auto choice = rng() % (damage == Damage::TornSectors ? 2 : 3);
+              if (choice == 1) {
+                write(content, at, log.bytes.data() + op.data + (at - op.offset),
+                      static_cast<std::size_t>(end - at));
+              } else if (choice == 2) {
+                Bytes garbage(static_cast<std::size_t>(end - at));
+                for (auto& b : garbage) b = static_cast<unsigned char>(rng());
+                write(content, at, garbage.data(), garbage.size());
+              }
+              at = end;
+            }
+            break;
+        }
+      }
+      files[log.names[name]] = std::move(content);
+    }
+    return files;
+  }
+};
+
+void write_file(const std::string& path, const Bytes& content) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot write " + path);
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const auto n = ::write(fd, content.data() + done, content.size() - done);
+    if (n <= 0) {
+      ::close(fd);
+      throw std::runtime_error("cannot write " + path);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+}
+
+// Opens the image with the plain unix VFS: integrity_check, then the state.
+// Returns the canonical state, or nullopt with `problem` set.
+std::optional<std::string> read_image(const std::string& db_path, bool exists,
+                                      std::string* problem) {
+  if (!exists) return canonical_state({}, {}, 0);  // no registry yet
+  sqlite3* db = nullptr;
+  struct Close {
+    sqlite3*& db;
+    ~Close() { sqlite3_close_v2(db); }
+  } close{db};
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE, "unix") != SQLITE_OK) {
+    *problem = std::string("open: ") + (db ? sqlite3_errmsg(db) : "out of memory");
+    return std::nullopt;
+  }
+  // Looking must not change the image's files more than recovery does.
+  sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  auto rows = [&](const char* sql, int columns, std::vector<std::vector<std::string>>* out) {
+    sqlite3_stmt* st = nullptr;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, nullptr);
+    if (rc == SQLITE_OK) rc = SQLITE_ROW;
+    while (rc == SQLITE_ROW && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+      std::vector<std::string> row;
+      for (int c = 0; c < columns; ++c) {
+        const auto* text = sqlite3_column_text(st, c);
+        row.emplace_back(text ? reinterpret_cast<const char*>(text) : "NULL");
+      }
+      out->push_back(std::move(row));
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+      *problem = std::string(sql) + ": " + sqlite3_errmsg(db);
+      return false;
+    }
+    return true;
+  };
+  std::vector<std::vector<std::string>> check, tables, models, settings, history;
+  if (!rows("PRAGMA integrity_check", 1, &check)) return std::nullopt;
+  if (check.size() != 1 || check[0][0] != "ok") {
+    *problem = "integrity_check: " + (check.empty() ? std::string("no answer") : check[0][0]);
+    return std::nullopt;
+  }
+  if (!rows("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'history'", 1,
+            &tables)) {
+    return std::nullopt;
+  }
+  if (tables.empty()) {
+    // Before the schema's second migration committed: no change can be in.
+    std::vector<std::vector<std::string>> any;
+    if (rows("SELECT name FROM sqlite_master WHERE name = 'models'", 1, &any) && !any.empty() &&
+        rows("SELECT name FROM models", 1, &models) && !models.empty()) {
+      *problem = "entries in a registry whose schema is not complete";
+      return std::nullopt;
+    }
+    return canonical_state({}, {}, 0);
+  }
+  if (!rows("SELECT name, path, locked FROM models ORDER BY name", 3, &models) ||
+      !rows("SELECT key, value FROM settings ORDER BY key", 2, &settings) ||
+      !rows("SELECT coalesce(max(id), 0) FROM history", 1, &history)) {
+    return std::nullopt;
+  }
+  std::vector<std::array<std::string, 3>> m;
+  for (auto& r : models) m.push_back({r[0], r[1], r[2]});
+  std::vector<std::pair<std::string, std::string>> s;
+  for (auto& r : settings) s.emplace_back(r[0], r[1]);
+  return canonical_state(m, s, std::stoll(history[0][0]));
+}
+
+// A file as the checker last wrote it.
+struct Written {
+  Bytes content;
+  struct stat st;
+  bool unchanged(const std::string& path) const {
+    struct stat now {};
+    return ::stat(path.c_str(), &now) == 0 && now.st_ino == st.st_ino &&
+           now.st_size == st.st_size && now.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+           now.st_mtim.tv_nsec == st.st_mtim.tv_nsec;
+  }
+};
+
+// The ops a power loss is cut just before: every sync, directory sync,
+// delete and acknowledgement, a sample of the rest, and the end.
+std::vector<std::size_t> cut_points(const Log& log, const CheckOptions& options) {
+  std::vector<std::size_t> cuts;
+  std::mt19937_64 rng(mix(options.seed, 0xC075));
+  std::uniform_real_distribution<double> coin(0.0, 1.0);
+  for (std::size_t i = 0; i < log.ops.size(); ++i) {
+    switch (log.ops[i].kind) {
+      case OpKind::Sync:
+      case OpKind::DirSync:
+      case OpKind::Delete:
+      case OpKind::Ack:
+        cuts.push_back(i);
+        break;
+      default:
+        if (coin(rng) < options.other_cut_rate) cuts.push_back(i);
+    }
+  }
+  cuts.push_back(log.ops.size());
+  return cuts;
+}
+
+}  // namespace
+
+CheckResult check_crash_states(const Log& log, const std::vector<std::uint64_t>& expected,
+                               const CheckOptions& options) {
+  std::unordered_multimap<std::uint64_t, std::int64_t> call_of;  // state -> calls done
+  for (std::size_t k = 0; k < expected.size(); ++k) {
+    call_of.emplace(expected[k], static_cast<std::int64_t>(k));
+  }
+  std::vector<std::size_t> cuts;
+  if (options.only) {
+    cuts.push_back(options.only->cut);
+  } else {
+    cuts = cut_points(log, options);
+  }
+  CheckResult result;
+  result.cuts = cuts.size();
+  std::mutex mutex;
+  const std::string registry = options.registry;
+  auto worker = [&](unsigned t, unsigned threads) {
+    const std::string dir = options.scratch + "/image-" + std::to_string(t);
+    std::filesystem::create_directories(dir);
+    CheckResult mine;
+    Disk disk;
+    std::map<std::string, std::optional<Written>> on_disk;
+    std::size_t next = 0;
+    for (std::size_t c = t; c < cuts.size(); c += threads) {
+      for (; next < cuts[c]; ++next) disk.step(log, next);
+      for (std::size_t model = 0; model < kDamageModels; ++model) {
+        const auto damage = static_cast<Damage>(model);
+        const bool random = damage == Damage::SubsetKept || damage == Damage::TornSectors ||
+                            damage == Damage::GarbageSectors;
+        const int variants = random ? options.variants : 1;
+        for (int v = 0; v < variants; ++v) {
+          if (options.only && (options.only->damage != damage || options.only->variant != v)) {
+            continue;
+          }
+          std::mt19937_64 rng(
+              mix(mix(options.seed, cuts[c]), model * 1000 + static_cast<std::uint64_t>(v)));
+          bool garbage_shm = false;
+          const auto files = disk.image(log, damage, rng, &garbage_shm);
+          for (const auto& name : log.names) {
+            const auto found = files.find(name);
+            // A file equal to the last one written here, and not changed
+            // since (reading a WAL image changes neither file; rolling back
+            // a hot journal does), is left as it is.
+            const std::string path = dir + "/" + name;
+            auto& last = on_disk[name];
+            if (found == files.end()) {
+              ::unlink(path.c_str());
+              last.reset();
+            } else if (!last || last->content != found->second || !last->unchanged(path)) {
+              write_file(path, found->second);
+              last = Written{found->second, {}};
+              ::stat(path.c_str(), &last->st);
+            }
+          }
+          const std::string shm = dir + "/" + registry + "-shm";
+          if (garbage_shm) {
+            Bytes garbage(32768);
+            for (auto& b : garbage) b = static_cast<unsigned char>(rng());
+            write_file(shm, garbage);
+          } else {
+            ::unlink(shm.c_str());
+          }
+          std::string problem;
+          const auto state = read_image(dir + "/" + registry, files.count(registry) != 0, &problem);
+          ++mine.checked[model];
+          std::string verdict;
+          if (!state) {
+            ++mine.corrupt[model];
+            verdict = "corrupt: " + problem;
+          } else {
+            const auto h = state_hash(*state);
+            bool ok = false;
+            bool earlier = false;
+            for (auto [it, end] = call_of.equal_range(h); it != end; ++it) {
+              if (it->second >= disk.acked && it->second <= disk.started) ok = true;
+              if (it->second < disk.acked) earlier = true;
+            }
+            if (!ok && earlier) {
+              ++mine.lost[model];
+              verdict = "lost: the state after fewer calls than the " + std::to_string(disk.acked) +
+                        " acknowledged";
+            } else if (!ok) {
+              ++mine.phantom[model];
+              verdict = "phantom: a state after no prefix of the " + std::to_string(disk.started) +
+                        " started calls";
+            }
+          }
+          if (!verdict.empty() && (mine.failures.size() < 5 || options.only)) {
+            Failure f{cuts[c], damage, v, verdict, ""};
+            if (!options.failure_dir.empty()) {
+              f.kept = options.failure_dir + "/cut-" + std::to_string(cuts[c]) + "-model-" +
+                       std::to_string(model) + "-variant-" + std::to_string(v);
+              std::filesystem::create_directories(f.kept);
+              for (const auto& [name, content] : files) write_file(f.kept + "/" + name, content);
+            }
+            mine.failures.push_back(f);
+          }
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    for (std::size_t m = 0; m < kDamageModels; ++m) {
+      result.checked[m] += mine.checked[m];
+      result.lost[m] += mine.lost[m];
+      result.corrupt[m] += mine.corrupt[m];
+      result.phantom[m] += mine.phantom[m];
+    }
+    for (auto& f : mine.failures) {
+      if (result.failures.size() < 10) result.failures.push_back(std::move(f));
+    }
+  };
+  const unsigned threads = options.only ? 1 : std::max(1u, options.threads);
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker, t, threads);
+  for (auto& th : pool) th.join();
+  return result;
+}
+
+}  // namespace powerloss

@@ -1,0 +1,418 @@
+// tfimm_powerloss: proves that a change the library acknowledged survives a
+// power loss, not only a killed process (SQLite keeps commits across a
+// process crash whatever the synchronous setting, so tests/reliability's
+// SIGKILL test cannot tell FULL from OFF).
+//
+// The recording VFS (recording_vfs.hpp), the default VFS before the library
+// opens anything, logs every write, truncate, sync, create, delete and
+// directory sync of a workload on the library's public API; crash_states.hpp
+// rebuilds the files at thousands of cut points under several damage models
+// and checks every image. Negative controls in the same run must each lose
+// acknowledged changes, or the harness is broken.
+//
+//   tfimm_powerloss [--seed N] [--calls N] [--variants N] [--soak]
+//   tfimm_powerloss --seed N --replay WORKLOAD:CUT:MODEL:VARIANT [--keep DIR]
+//
+// TFIMM_SOAK=1 in the environment is --soak: a longer workload, more images.
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "crash_states.hpp"
+#include "durability.hpp"
+#include "recording_vfs.hpp"
+#include "tfimm/errors.hpp"
+#include "tfimm/registry.hpp"
+
+namespace fs = std::filesystem;
+using powerloss::OpKind;
+
+namespace {
+
+// How a control departs from what the library does. The controls that need
+// PRAGMA synchronous=NORMAL run the library's own connections and statements
+// (what matters is that the harness catches losses in the library's write
+// pattern, which a raw-SQLite imitation would not prove): a test-only hook
+// in tfimm::detail (lib/durability.hpp, not a public header) turns the
+// library's refusal off and sets NORMAL after the library has set FULL.
+enum class Control { None, NormalEverywhere, NormalOneOfFour, AckBeforeCommit, NoDirectorySync };
+constexpr Control kControls[] = {Control::NormalEverywhere, Control::NormalOneOfFour,
+                                 Control::AckBeforeCommit, Control::NoDirectorySync};
+
+const char* to_string(Control c) {
+  switch (c) {
+    case Control::None:
+      return "library";
+    case Control::NormalEverywhere:
+      return "synchronous=NORMAL on every connection";
+    case Control::NormalOneOfFour:
+      return "synchronous=NORMAL on one connection of four";
+    case Control::AckBeforeCommit:
+      return "acknowledged before COMMIT";
+    case Control::NoDirectorySync:
+      return "directory syncs suppressed";
+  }
+  return "?";
+}
+
+int g_connections_opened = 0;
+Control g_control = Control::None;
+
+void after_prepare(sqlite3* db) {
+  const int n = g_connections_opened++;
+  if (g_control == Control::NormalEverywhere ||
+      (g_control == Control::NormalOneOfFour && n % 4 == 3)) {
+    sqlite3_exec(db, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr);
+  }
+}
+
+struct Recording {
+  powerloss::Log log;
+  std::vector<std::uint64_t> expected;  // state hash after each call
+  std::size_t calls = 0;
+  std::size_t transactions = 0;  // calls that wrote (all but no-op ones)
+};
+
+std::string read_state(tfimm::Registry& reg) {
+  std::vector<std::array<std::string, 3>> models;
+  for (const auto& e : reg.entries()) models.push_back({e.name, e.path, e.locked ? "1" : "0"});
+  std::vector<std::pair<std::string, std::string>> settings;
+  if (const auto dir = reg.stored_dir()) settings.emplace_back("cache_dir", *dir);
+  const auto last = reg.history({}, 1);
+  return powerloss::canonical_state(models, settings, last.empty() ? 0 : last[0].id);
+}
+
+// A raw SQLite connection of another program on the same file: an
+// operator's `sqlite3 registry.db`, which holds a read snapshot for a while
+// or runs a TRUNCATE checkpoint (the only thing that truncates a WAL when
+// every connection uses the library).
+struct Raw {
+  sqlite3* db = nullptr;
+  explicit Raw(const std::string& path) {
+    sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
+  }
+  ~Raw() { sqlite3_close_v2(db); }
+  void exec(const char* sql) { sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
+};
+
+// The workload: `calls` calls of the public API, each on one of four
+// Registry objects (four connections), deterministic from the seed: one
+// thread interleaves them, so that the same seed gives the same I/O.
+Recording run_workload(const fs::path& dir, std::uint64_t seed, std::size_t calls,
+                       Control control) {
+  const std::string db = (dir / "registry.db").string();
+  auto& hooks = tfimm::detail::testing_hooks();
+  hooks.checkpoint_frames = 48;  // many checkpoints and WAL restarts
+  hooks.skip_durability_check =
+      control == Control::NormalEverywhere || control == Control::NormalOneOfFour;
+  hooks.after_prepare = &after_prepare;
+  g_control = control;
+  g_connections_opened = 0;
+  powerloss::suppress_directory_syncs(control == Control::NoDirectorySync);
+  powerloss::restart(dir.string());
+
+  Recording rec;
+  rec.expected.push_back(powerloss::state_hash(powerloss::canonical_state({}, {}, 0)));
+  std::mt19937_64 rng(seed * 7919 + static_cast<std::uint64_t>(control));
+  auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+  std::vector<std::unique_ptr<tfimm::Registry>> regs(4);
+  std::unique_ptr<Raw> reader;
+  int reader_left = 0;
+  std::vector<std::string> names;  // registered now
+  std::vector<std::string> locked;
+  auto any_name = [&] { return "m" + std::to_string(pick(32)); };
+  for (std::size_t k = 1; k <= calls; ++k) {
+    const std::size_t c = pick(4);
+    if (!regs[c]) regs[c] = std::make_unique<tfimm::Registry>(db);
+    auto& reg = *regs[c];
+    const std::string path = "/gone/" + std::to_string(k);
+    powerloss::log_event(OpKind::Begin, static_cast<std::int64_t>(k));
+    bool acked = false;
+    const unsigned roll = static_cast<unsigned>(pick(100));
+    if (control == Control::AckBeforeCommit) {
+      reg.transaction([&](tfimm::Transaction& tx) {
+        tx.set_model_cache(any_name(), path);
+        powerloss::log_event(OpKind::Ack, static_cast<std::int64_t>(k));
+      });
+      acked = true;
+    } else if (roll < 40 || names.empty()) {
+      reg.set_model_cache(any_name(), path + "/m");
+    } else if (roll < 52) {
+      reg.clear_model_cache(names[pick(names.size())]);
+    } else if (roll < 67) {
+      reg.transaction([&](tfimm::Transaction& tx) {
+        const std::size_t n = 2 + pick(4);
+        for (std::size_t i = 0; i < n; ++i) {
+          if (pick(4) == 0 && !names.empty()) {
+            tx.clear_model_cache(names[pick(names.size())]);
+          } else {
+            tx.set_model_cache(any_name(), path + "/" + std::to_string(i));
+          }
+        }
+        if (pick(3) == 0) tx.set_dir(path + "/cache");
+      });
+    } else if (roll < 72) {
+      if (pick(2) == 0) {
+        reg.set_dir(path + "/dir");
+      } else {
+        reg.unset_dir();
+      }
+    } else if (roll < 79) {
+      tfimm::Snapshot snapshot;
+      const std::size_t n = 3 + pick(8);
+      const std::size_t first = pick(32);
+      for (std::size_t i = 0; i < n; ++i) {
+        snapshot.models.push_back({"m" + std::to_string((first + i * 5) % 32),
+                                   path + "/i" + std::to_string(i), pick(5) == 0, ""});
+      }
+      if (pick(2) == 0) snapshot.cache_dir = path + "/imported";
+      tfimm::ImportOptions options;
+      options.replace = pick(6) == 0;
+      reg.import(snapshot, options);
+    } else if (roll < 86) {
+      if (!locked.empty() && pick(2) == 0) {
+        reg.unlock(locked[pick(locked.size())]);
+      } else {
+        reg.lock(names[pick(names.size())], "pinned " + std::to_string(k));
+      }
+    } else if (roll < 88) {
+      // Every registered path is missing: prune forgets all unlocked entries.
+      reg.prune();
+    } else {
+      reg.set_model_cache(any_name(), path + "/m");
+    }
+    if (!acked) powerloss::log_event(OpKind::Ack, static_cast<std::int64_t>(k));
+    const std::string state = read_state(reg);
+    rec.expected.push_back(powerloss::state_hash(state));
+    names.clear();
+    locked.clear();
+    for (const auto& e : reg.entries()) {
+      names.push_back(e.name);
+      if (e.locked) locked.push_back(e.name);
+    }
+    ++rec.calls;
+    // Between calls: readers holding snapshots, an operator's checkpoint,
+    // and now and then every connection closed, so that the last one to
+    // close deletes the WAL and the next open creates it again.
+    if (reader && --reader_left <= 0) reader.reset();
+    const unsigned between = static_cast<unsigned>(pick(100));
+    if (between < 6 && !reader) {
+      reader = std::make_unique<Raw>(db);
+      reader->exec("BEGIN; SELECT count(*) FROM models;");
+      reader_left = 1 + static_cast<int>(pick(3));
+    } else if (between < 9 && !reader) {
+      Raw(db).exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    } else if (between < 12) {
+      reader.reset();
+      for (auto& r : regs) r.reset();
+    }
+  }
+  reader.reset();
+  for (auto& r : regs) r.reset();
+  rec.log = powerloss::restart(dir.string());
+  hooks = tfimm::detail::TestingHooks{};
+  powerloss::suppress_directory_syncs(false);
+  return rec;
+}
+
+std::string scratch_root() {
+  std::error_code ec;
+  if (fs::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0) return "/dev/shm";
+  const char* tmp = std::getenv("TMPDIR");
+  return tmp && *tmp ? tmp : "/tmp";
+}
+
+struct Options {
+  std::uint64_t seed = 20261202;
+  std::size_t calls = 700;
+  std::size_t control_calls = 120;
+  int variants = 3;
+  double other_cut_rate = 0.08;
+  std::optional<std::string> replay;
+  std::string keep;
+};
+
+struct Run {
+  Control control;
+  Recording rec;
+  powerloss::CheckResult result;
+  double record_seconds = 0;
+  double check_seconds = 0;
+};
+
+Run run(const fs::path& work, const Options& o, Control control,
+        const powerloss::CheckOptions& base) {
+  const fs::path dir = work / (std::string("record-") + std::to_string(static_cast<int>(control)));
+  fs::create_directories(dir);
+  const fs::path real = fs::canonical(dir);
+  const auto t0 = std::chrono::steady_clock::now();
+  Run r{control,
+        run_workload(real, o.seed, control == Control::None ? o.calls : o.control_calls, control),
+        {}};
+  const auto t1 = std::chrono::steady_clock::now();
+  auto options = base;
+  options.scratch = (fs::path(scratch_root()) / work.filename() / "images").string();
+  r.result = powerloss::check_crash_states(r.rec.log, r.rec.expected, options);
+  const auto t2 = std::chrono::steady_clock::now();
+  r.record_seconds = std::chrono::duration<double>(t1 - t0).count();
+  r.check_seconds = std::chrono::duration<double>(t2 - t1).count();
+  fs::remove_all(dir);
+  return r;
+}
+
+void print_failures(const Run& r, const Options& o) {
+  for (const auto& f : r.result.failures) {
+    std::cout << "  FAILED " << f.what << "\n    seed " << o.seed << ", cut before op " << f.cut
+              << ", damage model " << static_cast<int>(f.damage) << " ("
+              << powerloss::to_string(f.damage) << "), variant " << f.variant
+              << "\n    replay: tfimm_powerloss --seed " << o.seed << " --replay "
+              << static_cast<int>(r.control) << ":" << f.cut << ":" << static_cast<int>(f.damage)
+              << ":" << f.variant << (f.kept.empty() ? "" : "\n    image kept in " + f.kept)
+              << "\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  const char* soak = std::getenv("TFIMM_SOAK");
+  bool soaking = soak && *soak && std::string(soak) != "0";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << "tfimm_powerloss: " << a << " needs a value\n";
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--seed") {
+      o.seed = std::stoull(next());
+    } else if (a == "--calls") {
+      o.calls = std::stoul(next());
+    } else if (a == "--variants") {
+      o.variants = std::stoi(next());
+    } else if (a == "--soak") {
+      soaking = true;
+    } else if (a == "--replay") {
+      o.replay = next();
+    } else if (a == "--keep") {
+      o.keep = next();
+    } else {
+      std::cerr << "tfimm_powerloss: unknown argument " << a
+                << "\nusage: tfimm_powerloss [--seed N] [--calls N] [--variants N] [--soak]\n"
+                   "       tfimm_powerloss --seed N --replay WORKLOAD:CUT:MODEL:VARIANT [--keep "
+                   "DIR]\n";
+      return 2;
+    }
+  }
+  if (soaking) {
+    o.calls *= 10;
+    o.control_calls *= 4;
+    o.variants *= 2;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  // Before the library opens anything.
+  // The workload records on a disk file system (TMPDIR), the images are
+  // checked on tmpfs when there is one (scratch_root()).
+  const char* tmp = std::getenv("TMPDIR");
+  const fs::path work =
+      fs::path(tmp && *tmp ? tmp : "/tmp") / ("tfimm-powerloss-" + std::to_string(::getpid()));
+  fs::create_directories(work);
+  const fs::path images = fs::path(scratch_root()) / work.filename();
+  powerloss::install((work / "none").string());
+
+  powerloss::CheckOptions base;
+  base.seed = o.seed;
+  base.variants = o.variants;
+  base.other_cut_rate = o.other_cut_rate;
+  base.threads = 2;
+  base.registry = "registry.db";
+  base.failure_dir = o.keep.empty() ? (work / "failures").string() : o.keep;
+
+  if (o.replay) {
+    int control = 0, model = 0, variant = 0;
+    unsigned long long cut = 0;
+    if (std::sscanf(o.replay->c_str(), "%d:%llu:%d:%d", &control, &cut, &model, &variant) != 4) {
+      std::cerr << "tfimm_powerloss: --replay takes WORKLOAD:CUT:MODEL:VARIANT\n";
+      return 2;
+    }
+    base.only = powerloss::CheckOptions::One{cut, static_cast<powerloss::Damage>(model), variant};
+    if (o.keep.empty()) base.failure_dir = fs::current_path().string();
+    const auto r = run(work, o, static_cast<Control>(control), base);
+    fs::remove_all(work);
+    fs::remove_all(images);
+    if (r.result.failures.empty()) {
+      std::cout << "image ok (" << r.rec.log.ops.size() << " ops logged)\n";
+      return 0;
+    }
+    print_failures(r, o);
+    return 1;
+  }
+
+  std::cout << "power-loss crash states, seed " << o.seed << (soaking ? " (soak)" : "") << "\n";
+  Run lib = run(work, o, Control::None, base);
+  const auto& log = lib.rec.log;
+  const auto& res = lib.result;
+  std::cout << "library workload: " << lib.rec.calls << " calls (transactions), "
+            << log.count(OpKind::Ack) << " acknowledged changes\n  logged:";
+  for (int k = 0; k < powerloss::kOpKinds - 2; ++k) {
+    std::cout << " " << log.count(static_cast<OpKind>(k)) << " "
+              << powerloss::to_string(static_cast<OpKind>(k)) << ",";
+  }
+  std::cout << " " << log.ops.size() << " ops\n  crash states: " << res.total(res.checked) << " at "
+            << res.cuts << " cut points (workload " << static_cast<int>(lib.record_seconds + 0.5)
+            << " s, checks " << static_cast<int>(lib.check_seconds + 0.5) << " s)\n";
+  for (std::size_t m = 0; m < powerloss::kDamageModels; ++m) {
+    std::cout << "    " << powerloss::to_string(static_cast<powerloss::Damage>(m)) << ": "
+              << res.checked[m] << " checked, " << res.lost[m] << " lost, " << res.corrupt[m]
+              << " corrupt, " << res.phantom[m] << " phantom\n";
+  }
+  bool ok = true;
+  const std::size_t bad = res.total(res.lost) + res.total(res.corrupt) + res.total(res.phantom);
+  std::cout << "  lost " << res.total(res.lost) << ", corrupt " << res.total(res.corrupt)
+            << ", phantom " << res.total(res.phantom) << "\n";
+  if (bad != 0) {
+    ok = false;
+    print_failures(lib, o);
+  }
+  for (const auto kind : {OpKind::Create, OpKind::Delete, OpKind::Truncate, OpKind::DirSync}) {
+    if (log.count(kind) == 0) {
+      ok = false;
+      std::cout << "  FAILED coverage: no " << powerloss::to_string(kind) << " logged\n";
+    }
+  }
+  std::cout << "negative controls (each must lose acknowledged changes):\n";
+  auto quiet = base;
+  quiet.failure_dir.clear();
+  for (const auto control : kControls) {
+    Run r = run(work, o, control, quiet);
+    const auto& cr = r.result;
+    const std::size_t losses = cr.total(cr.lost) + cr.total(cr.corrupt) + cr.total(cr.phantom);
+    std::cout << "  " << to_string(control) << ": " << losses << " of " << cr.total(cr.checked)
+              << " crash states lost acknowledged changes (" << cr.total(cr.lost) << " lost, "
+              << cr.total(cr.corrupt) << " corrupt, " << cr.total(cr.phantom) << " phantom)"
+              << (losses == 0 ? "  FAILED: the harness would miss this" : "") << "\n";
+    if (losses == 0) ok = false;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cout << "time: " << static_cast<int>(seconds + 0.5) << " s\n";
+  std::error_code ec;
+  fs::remove_all(images, ec);
+  if (ok) fs::remove_all(work, ec);
+  std::cout << (ok ? "PASSED" : "FAILED (kept " + work.string() + ")") << "\n";
+  return ok ? 0 : 1;
+}
