@@ -65,9 +65,29 @@ std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
   return x ^ (x >> 29);
 }
 
+// A small fast generator (splitmix64): every image draws one number per
+// sector and one per 8 bytes of garbage.
+struct Rng {
+  std::uint64_t state;
+  std::uint64_t operator()() {
+    std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  void fill(unsigned char* p, std::size_t n) {
+    for (std::size_t i = 0; i < n; i += 8) {
+      const std::uint64_t r = (*this)();
+      std::memcpy(p + i, &r, std::min<std::size_t>(8, n - i));
+    }
+  }
+};
+
 // The disk as a power loss would find it, kept up to date op by op.
 struct Disk {
-  std::vector<Bytes> synced;                          // per inode
+  std::vector<Bytes> synced;             // per inode
+  std::vector<std::uint64_t> synced_id;  // per inode: names `synced` exactly
+  std::uint64_t next_id = 1;
   std::vector<std::vector<std::size_t>> pending;      // per inode: unsynced op indexes
   std::map<std::uint32_t, std::uint32_t> current;     // name -> inode
   std::map<std::uint32_t, std::uint32_t> dir_synced;  // as of the last directory sync
@@ -97,6 +117,7 @@ struct Disk {
         pending[op.file].push_back(i);
         break;
       case OpKind::Sync:
+        if (!pending[op.file].empty()) synced_id[op.file] = next_id++;
         for (const auto j : pending[op.file]) apply(log, log.ops[j], synced[op.file]);
         pending[op.file].clear();
         break;
@@ -104,7 +125,9 @@ struct Disk {
         if (synced.size() <= op.file) {
           synced.resize(op.file + 1);
           pending.resize(op.file + 1);
+          synced_id.resize(op.file + 1);
         }
+        synced_id[op.file] = next_id++;
         current[op.name] = op.file;
         break;
       case OpKind::Delete:
@@ -122,49 +145,87 @@ struct Disk {
     }
   }
 
-  // The files (base name -> content) under `damage`, and whether the -shm
-  // is garbage.
-  std::map<std::string, Bytes> image(const Log& log, Damage damage, std::mt19937_64& rng,
-                                     bool* garbage_shm) const {
-    std::map<std::string, Bytes> files;
-    *garbage_shm = damage == Damage::GarbageSectors;
+  // What an image under `damage` is made of: per file, its synced content
+  // and the pieces of unsynced writes that reached the disk (new bytes or
+  // garbage). Its key names it exactly, so that an image met again (the
+  // same synced contents, the same pieces) need not be opened twice.
+  struct Piece {
+    std::size_t op;
+    std::int64_t from, to;  // bytes of the write; a truncate: whole
+    std::uint64_t garbage;  // 0: the written bytes; else garbage from this seed
+  };
+  struct Plan {
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> files;  // name, inode
+    std::vector<std::vector<Piece>> pieces;
+    bool garbage_shm = false;
+    std::uint64_t key = 0;
+  };
+
+  Plan plan(const Log& log, Damage damage, Rng& rng) const {
+    Plan p;
+    p.garbage_shm = damage == Damage::GarbageSectors;
+    std::uint64_t key = mix(static_cast<std::uint64_t>(p.garbage_shm), 0x5EED);
     const auto& names = damage == Damage::DirectoryLost ? dir_synced : current;
     for (const auto& [name, inode] : names) {
-      Bytes content = synced[inode];
+      p.files.emplace_back(name, inode);
+      auto& pieces = p.pieces.emplace_back();
+      key = mix(mix(key, name), synced_id[inode]);
       for (const auto j : pending[inode]) {
         const Op& op = log.ops[j];
+        const std::int64_t end = op.offset + op.length;
         switch (damage) {
           case Damage::UnsyncedLost:
           case Damage::DirectoryLost:
             break;
           case Damage::SubsetKept:
-            if (rng() & 1) apply(log, op, content);
+            if (rng() & 1) pieces.push_back({j, op.offset, end, 0});
             break;
           case Damage::TornSectors:
           case Damage::GarbageSectors:
             if (op.kind == OpKind::Truncate) {
-              if (rng() & 1) apply(log, op, content);
+              if (rng() & 1) pieces.push_back({j, op.offset, end, 0});
               break;
             }
             // Each 512-byte sector the write touches, on its own.
-            for (std::int64_t at = op.offset; at < op.offset + op.length;) {
-              const std::int64_t end =
-                  std::min<std::int64_t>((at / 512 + 1) * 512, op.offset + op.length);
+            for (std::int64_t at = op.offset; at < end;) {
+              const std::int64_t to = std::min<std::int64_t>((at / 512 + 1) * 512, end);
               const auto choice = rng() % (damage == Damage::TornSectors ? 2 : 3);
-              if (choice == 1) {
-                write(content, at, log.bytes.data() + op.data + (at - op.offset),
-                      static_cast<std::size_t>(end - at));
-              } else if (choice == 2) {
-                Bytes garbage(static_cast<std::size_t>(end - at));
-                for (auto& b : garbage) b = static_cast<unsigned char>(rng());
-                write(content, at, garbage.data(), garbage.size());
-              }
-              at = end;
+              if (choice == 1) pieces.push_back({j, at, to, 0});
+              if (choice == 2) pieces.push_back({j, at, to, rng() | 1});
+              at = to;
             }
             break;
         }
       }
-      files[log.names[name]] = std::move(content);
+      for (const auto& piece : pieces) {
+        key = mix(mix(mix(mix(key, piece.op), static_cast<std::uint64_t>(piece.from)),
+                      static_cast<std::uint64_t>(piece.to)),
+                  piece.garbage);
+      }
+    }
+    p.key = key;
+    return p;
+  }
+
+  // The files (base name -> content) of a plan.
+  std::map<std::string, Bytes> image(const Log& log, const Plan& p) const {
+    std::map<std::string, Bytes> files;
+    for (std::size_t f = 0; f < p.files.size(); ++f) {
+      Bytes content = synced[p.files[f].second];
+      for (const auto& piece : p.pieces[f]) {
+        const Op& op = log.ops[piece.op];
+        if (op.kind == OpKind::Truncate) {
+          apply(log, op, content);
+        } else if (piece.garbage == 0) {
+          write(content, piece.from, log.bytes.data() + op.data + (piece.from - op.offset),
+                static_cast<std::size_t>(piece.to - piece.from));
+        } else {
+          Bytes garbage(static_cast<std::size_t>(piece.to - piece.from));
+          Rng{piece.garbage}.fill(garbage.data(), garbage.size());
+          write(content, piece.from, garbage.data(), garbage.size());
+        }
+      }
+      files[log.names[p.files[f].first]] = std::move(content);
     }
     return files;
   }
@@ -310,6 +371,12 @@ CheckResult check_crash_states(const Log& log, const std::vector<std::uint64_t>&
     CheckResult mine;
     Disk disk;
     std::map<std::string, std::optional<Written>> on_disk;
+    // What each image opened so far held, by its plan's key.
+    struct Outcome {
+      std::optional<std::uint64_t> state;
+      std::string problem;
+    };
+    std::unordered_map<std::uint64_t, Outcome> seen;
     std::size_t next = 0;
     for (std::size_t c = t; c < cuts.size(); c += threads) {
       for (; next < cuts[c]; ++next) disk.step(log, next);
@@ -322,43 +389,51 @@ CheckResult check_crash_states(const Log& log, const std::vector<std::uint64_t>&
           if (options.only && (options.only->damage != damage || options.only->variant != v)) {
             continue;
           }
-          std::mt19937_64 rng(
-              mix(mix(options.seed, cuts[c]), model * 1000 + static_cast<std::uint64_t>(v)));
-          bool garbage_shm = false;
-          const auto files = disk.image(log, damage, rng, &garbage_shm);
-          for (const auto& name : log.names) {
-            const auto found = files.find(name);
-            // A file equal to the last one written here, and not changed
-            // since (reading a WAL image changes neither file; rolling back
-            // a hot journal does), is left as it is.
-            const std::string path = dir + "/" + name;
-            auto& last = on_disk[name];
-            if (found == files.end()) {
-              ::unlink(path.c_str());
-              last.reset();
-            } else if (!last || last->content != found->second || !last->unchanged(path)) {
-              write_file(path, found->second);
-              last = Written{found->second, {}};
-              ::stat(path.c_str(), &last->st);
+          Rng rng{mix(mix(options.seed, cuts[c]), model * 1000 + static_cast<std::uint64_t>(v))};
+          const auto plan = disk.plan(log, damage, rng);
+          auto known = seen.find(plan.key);
+          if (known == seen.end()) {
+            const auto files = disk.image(log, plan);
+            for (const auto& name : log.names) {
+              const auto found = files.find(name);
+              // A file equal to the last one written here, and not changed
+              // since (reading a WAL image changes neither file; rolling
+              // back a hot journal does), is left as it is.
+              const std::string path = dir + "/" + name;
+              auto& last = on_disk[name];
+              if (found == files.end()) {
+                ::unlink(path.c_str());
+                last.reset();
+              } else if (!last || last->content != found->second || !last->unchanged(path)) {
+                write_file(path, found->second);
+                last = Written{found->second, {}};
+                ::stat(path.c_str(), &last->st);
+              }
             }
+            const std::string shm = dir + "/" + registry + "-shm";
+            if (plan.garbage_shm) {
+              Bytes garbage(32768);
+              rng.fill(garbage.data(), garbage.size());
+              write_file(shm, garbage);
+            } else {
+              ::unlink(shm.c_str());
+            }
+            Outcome outcome;
+            const auto state =
+                read_image(dir + "/" + registry, files.count(registry) != 0, &outcome.problem);
+            if (state) outcome.state = state_hash(*state);
+            known = seen.emplace(plan.key, std::move(outcome)).first;
+            ++mine.opened;
           }
-          const std::string shm = dir + "/" + registry + "-shm";
-          if (garbage_shm) {
-            Bytes garbage(32768);
-            for (auto& b : garbage) b = static_cast<unsigned char>(rng());
-            write_file(shm, garbage);
-          } else {
-            ::unlink(shm.c_str());
-          }
-          std::string problem;
-          const auto state = read_image(dir + "/" + registry, files.count(registry) != 0, &problem);
+          const auto& state = known->second.state;
+          const auto& problem = known->second.problem;
           ++mine.checked[model];
           std::string verdict;
           if (!state) {
             ++mine.corrupt[model];
             verdict = "corrupt: " + problem;
           } else {
-            const auto h = state_hash(*state);
+            const auto h = *state;
             bool ok = false;
             bool earlier = false;
             for (auto [it, end] = call_of.equal_range(h); it != end; ++it) {
@@ -381,7 +456,9 @@ CheckResult check_crash_states(const Log& log, const std::vector<std::uint64_t>&
               f.kept = options.failure_dir + "/cut-" + std::to_string(cuts[c]) + "-model-" +
                        std::to_string(model) + "-variant-" + std::to_string(v);
               std::filesystem::create_directories(f.kept);
-              for (const auto& [name, content] : files) write_file(f.kept + "/" + name, content);
+              for (const auto& [name, content] : disk.image(log, plan)) {
+                write_file(f.kept + "/" + name, content);
+              }
             }
             mine.failures.push_back(f);
           }
@@ -395,6 +472,7 @@ CheckResult check_crash_states(const Log& log, const std::vector<std::uint64_t>&
       result.corrupt[m] += mine.corrupt[m];
       result.phantom[m] += mine.phantom[m];
     }
+    result.opened += mine.opened;
     for (auto& f : mine.failures) {
       if (result.failures.size() < 10) result.failures.push_back(std::move(f));
     }

@@ -61,6 +61,9 @@ struct Failure {
 
 struct CheckResult {
   std::size_t cuts = 0;
+  // Distinct images opened: an image met again (the same synced contents
+  // and the same pieces of unsynced writes) is judged by what it held.
+  std::size_t opened = 0;
   std::array<std::size_t, kDamageModels> checked{};
   std::array<std::size_t, kDamageModels> lost{};
   std::array<std::size_t, kDamageModels> corrupt{};

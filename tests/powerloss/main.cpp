@@ -235,10 +235,11 @@ std::string scratch_root() {
 
 struct Options {
   std::uint64_t seed = 20261202;
-  std::size_t calls = 700;
+  std::size_t calls = 1200;
   std::size_t control_calls = 120;
-  int variants = 3;
-  double other_cut_rate = 0.08;
+  int variants = 6;          // images per cut for each random damage model
+  int control_variants = 2;  // the controls only need to show losses
+  double other_cut_rate = 0.15;
   std::optional<std::string> replay;
   std::string keep;
 };
@@ -343,22 +344,54 @@ int main(int argc, char** argv) {
   base.failure_dir = o.keep.empty() ? (work / "failures").string() : o.keep;
 
   if (o.replay) {
+    // CUT is an op index as a failure prints it, or aK: just before call K
+    // is acknowledged (which stays the same op when the log shifts a little:
+    // the library records the pid and the time, whose sizes can vary).
     int control = 0, model = 0, variant = 0;
-    unsigned long long cut = 0;
-    if (std::sscanf(o.replay->c_str(), "%d:%llu:%d:%d", &control, &cut, &model, &variant) != 4) {
-      std::cerr << "tfimm_powerloss: --replay takes WORKLOAD:CUT:MODEL:VARIANT\n";
+    char cut_text[32] = {};
+    if (std::sscanf(o.replay->c_str(), "%d:%31[^:]:%d:%d", &control, cut_text, &model, &variant) !=
+            4 ||
+        control < 0 || control > 4 || model < 0 ||
+        model >= static_cast<int>(powerloss::kDamageModels)) {
+      std::cerr << "tfimm_powerloss: --replay takes WORKLOAD:CUT:MODEL:VARIANT (WORKLOAD 0-4, "
+                   "CUT an op index or aK, MODEL 0-4)\n";
+      return 2;
+    }
+    const fs::path dir = work / "replay";
+    fs::create_directories(dir);
+    const auto ctl = static_cast<Control>(control);
+    const auto rec = run_workload(fs::canonical(dir), o.seed,
+                                  ctl == Control::None ? o.calls : o.control_calls, ctl);
+    std::size_t cut = 0;
+    if (cut_text[0] == 'a') {
+      const long long call = std::atoll(cut_text + 1);
+      while (cut < rec.log.ops.size() &&
+             !(rec.log.ops[cut].kind == OpKind::Ack && rec.log.ops[cut].offset == call)) {
+        ++cut;
+      }
+    } else {
+      cut = std::stoull(cut_text);
+    }
+    if (cut > rec.log.ops.size()) {
+      std::cerr << "tfimm_powerloss: cut " << cut_text << " is past the " << rec.log.ops.size()
+                << " ops of the log\n";
       return 2;
     }
     base.only = powerloss::CheckOptions::One{cut, static_cast<powerloss::Damage>(model), variant};
+    base.scratch = (images / "replay").string();
     if (o.keep.empty()) base.failure_dir = fs::current_path().string();
-    const auto r = run(work, o, static_cast<Control>(control), base);
+    const auto result = powerloss::check_crash_states(rec.log, rec.expected, base);
     fs::remove_all(work);
     fs::remove_all(images);
-    if (r.result.failures.empty()) {
-      std::cout << "image ok (" << r.rec.log.ops.size() << " ops logged)\n";
+    std::cout << to_string(ctl) << ", seed " << o.seed << ", cut before op " << cut << " of "
+              << rec.log.ops.size() << ", "
+              << powerloss::to_string(static_cast<powerloss::Damage>(model)) << ", variant "
+              << variant << ": ";
+    if (result.failures.empty()) {
+      std::cout << "ok\n";
       return 0;
     }
-    print_failures(r, o);
+    std::cout << result.failures[0].what << "\n  image kept in " << result.failures[0].kept << "\n";
     return 1;
   }
 
@@ -373,8 +406,9 @@ int main(int argc, char** argv) {
               << powerloss::to_string(static_cast<OpKind>(k)) << ",";
   }
   std::cout << " " << log.ops.size() << " ops\n  crash states: " << res.total(res.checked) << " at "
-            << res.cuts << " cut points (workload " << static_cast<int>(lib.record_seconds + 0.5)
-            << " s, checks " << static_cast<int>(lib.check_seconds + 0.5) << " s)\n";
+            << res.cuts << " cut points, " << res.opened << " distinct images opened (workload "
+            << static_cast<int>(lib.record_seconds + 0.5) << " s, checks "
+            << static_cast<int>(lib.check_seconds + 0.5) << " s)\n";
   for (std::size_t m = 0; m < powerloss::kDamageModels; ++m) {
     std::cout << "    " << powerloss::to_string(static_cast<powerloss::Damage>(m)) << ": "
               << res.checked[m] << " checked, " << res.lost[m] << " lost, " << res.corrupt[m]
@@ -397,6 +431,7 @@ int main(int argc, char** argv) {
   std::cout << "negative controls (each must lose acknowledged changes):\n";
   auto quiet = base;
   quiet.failure_dir.clear();
+  quiet.variants = o.control_variants;
   for (const auto control : kControls) {
     Run r = run(work, o, control, quiet);
     const auto& cr = r.result;
