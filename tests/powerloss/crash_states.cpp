@@ -91,8 +91,8 @@ struct Disk {
   std::vector<std::vector<std::size_t>> pending;      // per inode: unsynced op indexes
   std::map<std::uint32_t, std::uint32_t> current;     // name -> inode
   std::map<std::uint32_t, std::uint32_t> dir_synced;  // as of the last directory sync
-  std::int64_t started = 0;
-  std::int64_t acked = 0;
+  std::vector<std::int64_t> started;                  // per group (thread): calls begun
+  std::vector<std::int64_t> acked;                    // per group: calls acknowledged
 
   static void write(Bytes& content, std::int64_t offset, const unsigned char* data,
                     std::size_t length) {
@@ -106,6 +106,13 @@ struct Disk {
       write(content, op.offset, log.bytes.data() + op.data, op.length);
     } else {
       content.resize(static_cast<std::size_t>(op.offset), 0);
+    }
+  }
+
+  void grow(std::size_t group) {
+    if (started.size() <= group) {
+      started.resize(group + 1, 0);
+      acked.resize(group + 1, 0);
     }
   }
 
@@ -137,10 +144,12 @@ struct Disk {
         dir_synced = current;
         break;
       case OpKind::Begin:
-        started = std::max(started, op.offset);
+        grow(op.file);
+        started[op.file] = std::max(started[op.file], op.offset);
         break;
       case OpKind::Ack:
-        acked = std::max(acked, op.offset);
+        grow(op.file);
+        acked[op.file] = std::max(acked[op.file], op.offset);
         break;
     }
   }
@@ -246,11 +255,18 @@ void write_file(const std::string& path, const Bytes& content) {
   ::close(fd);
 }
 
+// What an image holds, as the tests compare it.
+struct ImageState {
+  std::vector<std::array<std::string, 3>> models;  // sorted by name
+  std::vector<std::pair<std::string, std::string>> settings;
+  std::int64_t last_history_id = 0;
+};
+
 // Opens the image with the plain unix VFS: integrity_check, then the state.
-// Returns the canonical state, or nullopt with `problem` set.
-std::optional<std::string> read_image(const std::string& db_path, bool exists,
-                                      std::string* problem) {
-  if (!exists) return canonical_state({}, {}, 0);  // no registry yet
+// Returns nullopt with `problem` set when it cannot be read.
+std::optional<ImageState> read_image(const std::string& db_path, bool exists,
+                                     std::string* problem) {
+  if (!exists) return ImageState{};  // no registry yet
   sqlite3* db = nullptr;
   struct Close {
     sqlite3*& db;
@@ -299,18 +315,35 @@ std::optional<std::string> read_image(const std::string& db_path, bool exists,
       *problem = "entries in a registry whose schema is not complete";
       return std::nullopt;
     }
-    return canonical_state({}, {}, 0);
+    return ImageState{};
   }
   if (!rows("SELECT name, path, locked FROM models ORDER BY name", 3, &models) ||
       !rows("SELECT key, value FROM settings ORDER BY key", 2, &settings) ||
       !rows("SELECT coalesce(max(id), 0) FROM history", 1, &history)) {
     return std::nullopt;
   }
-  std::vector<std::array<std::string, 3>> m;
-  for (auto& r : models) m.push_back({r[0], r[1], r[2]});
-  std::vector<std::pair<std::string, std::string>> s;
-  for (auto& r : settings) s.emplace_back(r[0], r[1]);
-  return canonical_state(m, s, std::stoll(history[0][0]));
+  ImageState state;
+  for (auto& r : models) state.models.push_back({r[0], r[1], r[2]});
+  for (auto& r : settings) state.settings.emplace_back(r[0], r[1]);
+  state.last_history_id = std::stoll(history[0][0]);
+  return state;
+}
+
+// The state hash of each group: the whole registry when there is one
+// group; else, for group g, the entries named "t<g>_..." (threads that each
+// own their names).
+std::vector<std::uint64_t> group_hashes(const ImageState& state, std::size_t groups) {
+  if (groups <= 1) {
+    return {state_hash(canonical_state(state.models, state.settings, state.last_history_id))};
+  }
+  std::vector<std::vector<std::array<std::string, 3>>> models(groups);
+  for (const auto& m : state.models) {
+    const auto g = static_cast<std::size_t>(std::atoi(m[0].c_str() + 1));
+    if (m[0].size() > 1 && m[0][0] == 't' && g < groups) models[g].push_back(m);
+  }
+  std::vector<std::uint64_t> hashes;
+  for (const auto& group : models) hashes.push_back(state_hash(canonical_state(group, {}, 0)));
+  return hashes;
 }
 
 // A file as the checker last wrote it.
@@ -349,11 +382,15 @@ std::vector<std::size_t> cut_points(const Log& log, const CheckOptions& options)
 
 }  // namespace
 
-CheckResult check_crash_states(const Log& log, const std::vector<std::uint64_t>& expected,
+CheckResult check_crash_states(const Log& log,
+                               const std::vector<std::vector<std::uint64_t>>& expected,
                                const CheckOptions& options) {
-  std::unordered_multimap<std::uint64_t, std::int64_t> call_of;  // state -> calls done
-  for (std::size_t k = 0; k < expected.size(); ++k) {
-    call_of.emplace(expected[k], static_cast<std::int64_t>(k));
+  // Per group: state -> calls done.
+  std::vector<std::unordered_multimap<std::uint64_t, std::int64_t>> call_of(expected.size());
+  for (std::size_t g = 0; g < expected.size(); ++g) {
+    for (std::size_t k = 0; k < expected[g].size(); ++k) {
+      call_of[g].emplace(expected[g][k], static_cast<std::int64_t>(k));
+    }
   }
   std::vector<std::size_t> cuts;
   if (options.only) {
@@ -373,7 +410,7 @@ CheckResult check_crash_states(const Log& log, const std::vector<std::uint64_t>&
     std::map<std::string, std::optional<Written>> on_disk;
     // What each image opened so far held, by its plan's key.
     struct Outcome {
-      std::optional<std::uint64_t> state;
+      std::optional<std::vector<std::uint64_t>> state;  // per group
       std::string problem;
     };
     std::unordered_map<std::uint64_t, Outcome> seen;
@@ -421,7 +458,7 @@ CheckResult check_crash_states(const Log& log, const std::vector<std::uint64_t>&
             Outcome outcome;
             const auto state =
                 read_image(dir + "/" + registry, files.count(registry) != 0, &outcome.problem);
-            if (state) outcome.state = state_hash(*state);
+            if (state) outcome.state = group_hashes(*state, expected.size());
             known = seen.emplace(plan.key, std::move(outcome)).first;
             ++mine.opened;
           }
@@ -433,21 +470,29 @@ CheckResult check_crash_states(const Log& log, const std::vector<std::uint64_t>&
             ++mine.corrupt[model];
             verdict = "corrupt: " + problem;
           } else {
-            const auto h = *state;
-            bool ok = false;
-            bool earlier = false;
-            for (auto [it, end] = call_of.equal_range(h); it != end; ++it) {
-              if (it->second >= disk.acked && it->second <= disk.started) ok = true;
-              if (it->second < disk.acked) earlier = true;
+            disk.grow(expected.size() - 1);
+            bool any_lost = false;
+            for (std::size_t g = 0; g < expected.size() && verdict.empty(); ++g) {
+              bool ok = false;
+              bool earlier = false;
+              for (auto [it, end] = call_of[g].equal_range((*state)[g]); it != end; ++it) {
+                if (it->second >= disk.acked[g] && it->second <= disk.started[g]) ok = true;
+                if (it->second < disk.acked[g]) earlier = true;
+              }
+              const std::string who = expected.size() > 1 ? " of thread " + std::to_string(g) : "";
+              if (!ok && earlier) {
+                any_lost = true;
+                verdict = "lost: the state after fewer calls" + who + " than the " +
+                          std::to_string(disk.acked[g]) + " acknowledged";
+              } else if (!ok) {
+                verdict = "phantom: a state after no prefix of the " +
+                          std::to_string(disk.started[g]) + " started calls" + who;
+              }
             }
-            if (!ok && earlier) {
+            if (any_lost) {
               ++mine.lost[model];
-              verdict = "lost: the state after fewer calls than the " + std::to_string(disk.acked) +
-                        " acknowledged";
-            } else if (!ok) {
+            } else if (!verdict.empty()) {
               ++mine.phantom[model];
-              verdict = "phantom: a state after no prefix of the " + std::to_string(disk.started) +
-                        " started calls";
             }
           }
           if (!verdict.empty() && (mine.failures.size() < 5 || options.only)) {

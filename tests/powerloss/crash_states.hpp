@@ -72,9 +72,14 @@ struct CheckResult {
   std::size_t total(const std::array<std::size_t, kDamageModels>& a) const;
 };
 
-// `expected[k]` is state_hash() of the registry after call k (expected[0]:
-// no registry, or an empty one).
-CheckResult check_crash_states(const Log& log, const std::vector<std::uint64_t>& expected,
+// `expected[g][k]` is state_hash() of group g after its call k
+// (expected[g][0]: no registry, or an empty one). With one group the state
+// is the whole registry (canonical_state() of every entry, setting and the
+// last history id), and Begin/Ack ops carry file 0. With several (threads
+// that each own their names), group g's state is canonical_state() of the
+// entries named "t<g>_..." alone, and its Begin/Ack ops carry file g.
+CheckResult check_crash_states(const Log& log,
+                               const std::vector<std::vector<std::uint64_t>>& expected,
                                const CheckOptions& options);
 
 }  // namespace powerloss

@@ -17,6 +17,8 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -24,9 +26,11 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "crash_states.hpp"
@@ -46,7 +50,16 @@ namespace {
 // pattern, which a raw-SQLite imitation would not prove): a test-only hook
 // in tfimm::detail (lib/durability.hpp, not a public header) turns the
 // library's refusal off and sets NORMAL after the library has set FULL.
-enum class Control { None, NormalEverywhere, NormalOneOfFour, AckBeforeCommit, NoDirectorySync };
+// Threads is not a control: the library workload of four threads at once
+// (see run_threaded_workload).
+enum class Control {
+  None,
+  NormalEverywhere,
+  NormalOneOfFour,
+  AckBeforeCommit,
+  NoDirectorySync,
+  Threads
+};
 constexpr Control kControls[] = {Control::NormalEverywhere, Control::NormalOneOfFour,
                                  Control::AckBeforeCommit, Control::NoDirectorySync};
 
@@ -62,6 +75,8 @@ const char* to_string(Control c) {
       return "acknowledged before COMMIT";
     case Control::NoDirectorySync:
       return "directory syncs suppressed";
+    case Control::Threads:
+      return "four threads";
   }
   return "?";
 }
@@ -79,7 +94,9 @@ void after_prepare(sqlite3* db) {
 
 struct Recording {
   powerloss::Log log;
-  std::vector<std::uint64_t> expected;  // state hash after each call
+  // Per thread (one, but for run_threaded_workload): state hash after each
+  // of its calls.
+  std::vector<std::vector<std::uint64_t>> expected;
   std::size_t calls = 0;
   std::size_t transactions = 0;  // calls that wrote (all but no-op ones)
 };
@@ -123,7 +140,7 @@ Recording run_workload(const fs::path& dir, std::uint64_t seed, std::size_t call
   powerloss::restart(dir.string());
 
   Recording rec;
-  rec.expected.push_back(powerloss::state_hash(powerloss::canonical_state({}, {}, 0)));
+  rec.expected.assign(1, {powerloss::state_hash(powerloss::canonical_state({}, {}, 0))});
   std::mt19937_64 rng(seed * 7919 + static_cast<std::uint64_t>(control));
   auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
   std::vector<std::unique_ptr<tfimm::Registry>> regs(4);
@@ -194,7 +211,7 @@ Recording run_workload(const fs::path& dir, std::uint64_t seed, std::size_t call
     }
     if (!acked) powerloss::log_event(OpKind::Ack, static_cast<std::int64_t>(k));
     const std::string state = read_state(reg);
-    rec.expected.push_back(powerloss::state_hash(state));
+    rec.expected[0].push_back(powerloss::state_hash(state));
     names.clear();
     locked.clear();
     for (const auto& e : reg.entries()) {
@@ -226,6 +243,91 @@ Recording run_workload(const fs::path& dir, std::uint64_t seed, std::size_t call
   return rec;
 }
 
+// Four threads at once, each with its own connection and its own names
+// ("t<thread>_m<n>": the crash states are judged per thread), so that commits
+// and the library's checkpoints of different connections really overlap.
+// The interleaving is the scheduler's: the same seed gives the same calls,
+// not the same I/O, so a failure here is replayed from its kept image.
+Recording run_threaded_workload(const fs::path& dir, std::uint64_t seed, std::size_t calls) {
+  constexpr std::uint32_t kThreads = 4;
+  const std::string db = (dir / "registry.db").string();
+  auto& hooks = tfimm::detail::testing_hooks();
+  hooks.checkpoint_frames = 48;
+  hooks.after_prepare = &after_prepare;
+  g_control = Control::Threads;
+  powerloss::restart(dir.string());
+  Recording rec;
+  rec.expected.assign(kThreads, {powerloss::state_hash(powerloss::canonical_state({}, {}, 0))});
+  std::vector<std::thread> threads;
+  std::mutex failure_mutex;
+  std::string failure;
+  for (std::uint32_t t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(seed * 31 + t);
+      auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+      const std::string prefix = "t" + std::to_string(t) + "_";
+      auto any_name = [&] { return prefix + "m" + std::to_string(pick(12)); };
+      auto reg = std::make_unique<tfimm::Registry>(db);
+      std::vector<std::string> names;
+      try {
+        for (std::size_t k = 1; k <= calls; ++k) {
+          const std::string path = "/gone/" + prefix + std::to_string(k);
+          powerloss::log_event(OpKind::Begin, static_cast<std::int64_t>(k), t);
+          const auto roll = pick(100);
+          if (roll < 45 || names.empty()) {
+            reg->set_model_cache(any_name(), path);
+          } else if (roll < 60) {
+            reg->clear_model_cache(names[pick(names.size())]);
+          } else if (roll < 80) {
+            reg->transaction([&](tfimm::Transaction& tx) {
+              const std::size_t n = 2 + pick(4);
+              for (std::size_t i = 0; i < n; ++i) {
+                if (pick(4) == 0) {
+                  tx.clear_model_cache(names[pick(names.size())]);
+                } else {
+                  tx.set_model_cache(any_name(), path + "/" + std::to_string(i));
+                }
+              }
+            });
+          } else if (roll < 90) {
+            tfimm::Snapshot snapshot;
+            const std::size_t first = pick(12);
+            for (std::size_t i = 0; i < 3 + pick(4); ++i) {
+              snapshot.models.push_back({prefix + "m" + std::to_string((first + i * 5) % 12),
+                                         path + "/i" + std::to_string(i), pick(5) == 0, ""});
+            }
+            reg->import(snapshot);
+          } else if (pick(2) == 0) {
+            reg->lock(names[pick(names.size())], "pinned");
+          } else {
+            reg->unlock(names[pick(names.size())]);
+          }
+          powerloss::log_event(OpKind::Ack, static_cast<std::int64_t>(k), t);
+          std::vector<std::array<std::string, 3>> mine;
+          names.clear();
+          for (const auto& e : reg->entries()) {
+            if (e.name.rfind(prefix, 0) != 0) continue;
+            mine.push_back({e.name, e.path, e.locked ? "1" : "0"});
+            names.push_back(e.name);
+          }
+          rec.expected[t].push_back(powerloss::state_hash(powerloss::canonical_state(mine, {}, 0)));
+          // Now and then a new connection (the last one closed deletes the WAL).
+          if (pick(100) < 4) reg = std::make_unique<tfimm::Registry>(db);
+        }
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> lock(failure_mutex);
+        failure = std::string("thread ") + std::to_string(t) + ": " + e.what();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  if (!failure.empty()) throw std::runtime_error(failure);
+  rec.calls = calls * kThreads;
+  rec.log = powerloss::restart(dir.string());
+  hooks = tfimm::detail::TestingHooks{};
+  return rec;
+}
+
 std::string scratch_root() {
   std::error_code ec;
   if (fs::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0) return "/dev/shm";
@@ -237,8 +339,9 @@ struct Options {
   std::uint64_t seed = 20261202;
   std::size_t calls = 1200;
   std::size_t control_calls = 120;
-  int variants = 6;          // images per cut for each random damage model
-  int control_variants = 2;  // the controls only need to show losses
+  std::size_t thread_calls = 60;  // per thread
+  int variants = 6;               // images per cut for each random damage model
+  int control_variants = 2;       // the controls only need to show losses
   double other_cut_rate = 0.15;
   std::optional<std::string> replay;
   std::string keep;
@@ -259,7 +362,10 @@ Run run(const fs::path& work, const Options& o, Control control,
   const fs::path real = fs::canonical(dir);
   const auto t0 = std::chrono::steady_clock::now();
   Run r{control,
-        run_workload(real, o.seed, control == Control::None ? o.calls : o.control_calls, control),
+        control == Control::Threads
+            ? run_threaded_workload(real, o.seed, o.thread_calls)
+            : run_workload(real, o.seed, control == Control::None ? o.calls : o.control_calls,
+                           control),
         {}};
   const auto t1 = std::chrono::steady_clock::now();
   auto options = base;
@@ -327,6 +433,7 @@ int main(int argc, char** argv) {
   if (soaking) {
     o.calls *= 10;
     o.control_calls *= 4;
+    o.thread_calls *= 10;
     o.variants *= 2;
   }
   const auto t0 = std::chrono::steady_clock::now();
@@ -356,17 +463,19 @@ int main(int argc, char** argv) {
     char cut_text[32] = {};
     if (std::sscanf(o.replay->c_str(), "%d:%31[^:]:%d:%d", &control, cut_text, &model, &variant) !=
             4 ||
-        control < 0 || control > 4 || model < 0 ||
+        control < 0 || control > 5 || model < 0 ||
         model >= static_cast<int>(powerloss::kDamageModels)) {
-      std::cerr << "tfimm_powerloss: --replay takes WORKLOAD:CUT:MODEL:VARIANT (WORKLOAD 0-4, "
+      std::cerr << "tfimm_powerloss: --replay takes WORKLOAD:CUT:MODEL:VARIANT (WORKLOAD 0-5, "
                    "CUT an op index or aK, MODEL 0-4)\n";
       return 2;
     }
     const fs::path dir = work / "replay";
     fs::create_directories(dir);
     const auto ctl = static_cast<Control>(control);
-    const auto rec = run_workload(fs::canonical(dir), o.seed,
-                                  ctl == Control::None ? o.calls : o.control_calls, ctl);
+    const auto rec = ctl == Control::Threads
+                         ? run_threaded_workload(fs::canonical(dir), o.seed, o.thread_calls)
+                         : run_workload(fs::canonical(dir), o.seed,
+                                        ctl == Control::None ? o.calls : o.control_calls, ctl);
     std::size_t cut = 0;
     if (cut_text[0] == 'a') {
       const long long call = std::atoll(cut_text + 1);
@@ -431,6 +540,22 @@ int main(int argc, char** argv) {
     if (log.count(kind) == 0) {
       ok = false;
       std::cout << "  FAILED coverage: no " << powerloss::to_string(kind) << " logged\n";
+    }
+  }
+  {
+    auto half = base;
+    half.variants = std::max(1, o.variants / 2);
+    Run th = run(work, o, Control::Threads, half);
+    const auto& tr = th.result;
+    const std::size_t tbad = tr.total(tr.lost) + tr.total(tr.corrupt) + tr.total(tr.phantom);
+    std::cout << "four threads at once, judged per thread: " << th.rec.calls << " calls, "
+              << th.rec.log.count(OpKind::Sync) << " syncs; " << tr.total(tr.checked)
+              << " crash states at " << tr.cuts << " cut points (" << tr.opened
+              << " distinct images): lost " << tr.total(tr.lost) << ", corrupt "
+              << tr.total(tr.corrupt) << ", phantom " << tr.total(tr.phantom) << "\n";
+    if (tbad != 0) {
+      ok = false;
+      print_failures(th, o);
     }
   }
   std::cout << "negative controls (each must lose acknowledged changes):\n";

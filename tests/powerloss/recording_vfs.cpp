@@ -259,9 +259,9 @@ Log restart(const std::string& directory) {
   return previous;
 }
 
-void log_event(OpKind kind, std::int64_t call) {
+void log_event(OpKind kind, std::int64_t call, std::uint32_t group) {
   std::lock_guard<std::mutex> lock(g_mutex);
-  push(Op{kind, 0, 0, call});
+  push(Op{kind, group, 0, call});
 }
 
 void suppress_directory_syncs(bool on) { g_suppress = on; }

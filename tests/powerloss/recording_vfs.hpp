@@ -23,8 +23,8 @@ enum class OpKind : std::uint8_t {
   Create,    // name, file (a new inode)
   Delete,    // name
   DirSync,   // the directory: every create and delete before is durable
-  Begin,     // the workload starts API call `offset`
-  Ack,       // API call `offset` returned: the change is acknowledged
+  Begin,     // the workload's thread `file` starts API call `offset`
+  Ack,       // API call `offset` of thread `file` returned: acknowledged
 };
 constexpr int kOpKinds = 8;
 const char* to_string(OpKind kind);
@@ -55,8 +55,9 @@ void install(const std::string& directory);
 // returns the previous one.
 Log restart(const std::string& directory);
 
-// Workload events, in the same order as the I/O.
-void log_event(OpKind kind, std::int64_t call);
+// Workload events, in the same order as the I/O: call `call` of thread
+// `group` begins (Begin) or returned (Ack).
+void log_event(OpKind kind, std::int64_t call, std::uint32_t group = 0);
 
 // While true, SQLite's directory syncs are skipped (the openDirectory
 // system call fails, which SQLite takes as a file system without directory
