@@ -32,7 +32,7 @@ int ignore_setting(void*, int action, const char* pragma, const char* value, con
                                                                            : SQLITE_OK;
 }
 
-int preset_pragma(sqlite3* db, const char**, const sqlite3_api_routines*) {
+int preset_pragma(sqlite3* db, char**, const sqlite3_api_routines*) {
   sqlite3_exec(db, g_preset.c_str(), nullptr, nullptr, nullptr);
   sqlite3_set_authorizer(db, &ignore_setting, nullptr);
   return SQLITE_OK;
