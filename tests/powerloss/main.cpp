@@ -13,6 +13,13 @@
 //   tfimm_powerloss [--seed N] [--calls N] [--variants N] [--soak]
 //   tfimm_powerloss --seed N --replay WORKLOAD:CUT:MODEL:VARIANT [--keep DIR]
 //
+// WORKLOAD: 0 the library's workload, 1-4 the negative controls in the order
+// printed, 5 the four-thread workload (whose I/O the scheduler orders, so it
+// replays only approximately: keep its failing image). CUT: an op index as a
+// failure prints it, or aK, just before call K is acknowledged. MODEL: the
+// damage model's number as printed, 0-4. The image is kept in --keep DIR
+// (default: the current directory).
+//
 // TFIMM_SOAK=1 in the environment is --soak: a longer workload, more images.
 #include <sqlite3.h>
 #include <unistd.h>
