@@ -17,7 +17,7 @@
 // printed, 5 the four-thread workload (whose I/O the scheduler orders, so it
 // replays only approximately: keep its failing image). CUT: an op index as a
 // failure prints it, or aK, just before call K is acknowledged. MODEL: the
-// damage model's number as printed, 0-4. The image is kept in --keep DIR
+// damage model's number as printed, 0-4. A failing image is kept in --keep DIR
 // (default: the current directory).
 //
 // TFIMM_SOAK=1 in the environment is --soak: a longer workload, more images.
