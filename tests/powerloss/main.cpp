@@ -20,7 +20,8 @@
 // damage model's number as printed, 0-4. A failing image is kept in --keep DIR
 // (default: the current directory).
 //
-// TFIMM_SOAK=1 in the environment is --soak: a longer workload, more images.
+// TFIMM_SOAK=1 in the environment is --soak: four times the calls, twice the
+// images per cut.
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -438,11 +439,12 @@ int main(int argc, char** argv) {
     }
   }
   if (soaking) {
-    o.calls *= 10;
+    o.calls *= 4;
     o.control_calls *= 4;
-    o.thread_calls *= 10;
+    o.thread_calls *= 4;
     o.variants *= 2;
   }
+  std::cout << std::unitbuf;  // each figure as soon as it is known
   const auto t0 = std::chrono::steady_clock::now();
   // Before the library opens anything.
   // The workload records on a disk file system (TMPDIR), the images are
