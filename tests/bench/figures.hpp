@@ -21,7 +21,7 @@ struct Config {
   std::string writer;
   std::string tool;
   std::string sqlite3_shell;
-  std::string du;  // GNU du
+  std::string du;            // GNU du
   std::string tool_missing;  // why `tool` is empty
 
   std::size_t lookup_entries = 10000;

@@ -42,8 +42,8 @@
 #include <vector>
 
 #include "crash_states.hpp"
-#include "storage/sqlite/durability.hpp"
 #include "recording_vfs.hpp"
+#include "storage/sqlite/durability.hpp"
 #include "tfimm/errors.hpp"
 #include "tfimm/registry.hpp"
 
