@@ -171,6 +171,11 @@ int x_open(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int* out_
   // rebuilt after a crash by design.)
   me.tracked = (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_WAL)) != 0 &&
                in_directory(name, &base);
+  // Whether the file existed, the open that may create it and the log entry
+  // are one step: two connections opening a WAL that is not there yet would
+  // otherwise both log a Create, and the second would hide the first's writes.
+  std::unique_lock<std::mutex> lock(g_mutex, std::defer_lock);
+  if (me.tracked) lock.lock();
   const bool existed = me.tracked && ::access(name, F_OK) == 0;
   const int rc = g_unix->xOpen(g_unix, name, me.real, flags, out_flags);
   if (rc != SQLITE_OK) {
@@ -179,7 +184,6 @@ int x_open(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int* out_
   }
   f->pMethods = &g_methods;
   if (me.tracked) {
-    std::lock_guard<std::mutex> lock(g_mutex);
     const auto known = g_current.find(base);
     if (existed && known != g_current.end()) {
       me.inode = known->second;
@@ -193,11 +197,14 @@ int x_open(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int* out_
 }
 
 int x_delete(sqlite3_vfs*, const char* name, int sync_dir) {
+  std::string base;
+  const bool tracked = in_directory(name, &base);
+  // Deleted and logged in one step, for the same reason as x_open.
+  std::unique_lock<std::mutex> lock(g_mutex, std::defer_lock);
+  if (tracked) lock.lock();
   t_dir_opened = false;
   const int rc = g_unix->xDelete(g_unix, name, sync_dir);
-  std::string base;
-  if (rc == SQLITE_OK && in_directory(name, &base)) {
-    std::lock_guard<std::mutex> lock(g_mutex);
+  if (rc == SQLITE_OK && tracked) {
     g_current.erase(base);
     push(Op{OpKind::Delete, 0, name_id(base)});
     push_dir_sync_if_any();
