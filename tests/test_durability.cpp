@@ -4,8 +4,10 @@
 // write survives a power loss is proved by tests/powerloss/.)
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <map>
@@ -216,4 +218,45 @@ TEST_CASE(
   CHECK(frames < held);
   CHECK(frames < 1000);
   CHECK(reg.list_cached_models().size() == static_cast<std::size_t>(n) + 1);
+}
+
+namespace {
+
+// Frames of the WAL of `db` already copied into the database: nBackfill, the
+// first field of the checkpoint information after the two copies of the
+// WAL-index header in its -shm (offset 96, native byte order).
+std::uint32_t wal_backfilled(const std::string& db) {
+  std::uint32_t frames = 0;
+  if (FILE* shm = std::fopen((db + "-shm").c_str(), "rb")) {
+    if (std::fseek(shm, 96, SEEK_SET) != 0 || std::fread(&frames, 4, 1, shm) != 1) frames = 0;
+    std::fclose(shm);
+  }
+  return frames;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a registry file deleted while open is checkpointed only under the write lock: while "
+    "another connection holds it, nothing is copied",
+    "[durability]") {
+  t::TempDir dir;
+  const std::string db = dir / "registry.db";
+  tfimm::RegistryOptions options;
+  options.busy_timeout = std::chrono::milliseconds(200);
+  tfimm::Registry reg(db, options);
+  for (int i = 0; i < 5; ++i) reg.set_model_cache("m" + std::to_string(i), "/models/m");
+  REQUIRE(wal_frames(db) > 0);
+  REQUIRE(wal_backfilled(db) == 0);
+
+  sqlite3* writer = nullptr;
+  REQUIRE(sqlite3_open_v2(db.c_str(), &writer, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(writer, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  REQUIRE(::unlink(db.c_str()) == 0);
+  // The next call finds its file gone and lets go of it; a checkpoint that
+  // went on without the write lock (as PASSIVE) would copy the frames.
+  CHECK(reg.list_cached_models().empty());
+  CHECK(wal_backfilled(db) == 0);
+  sqlite3_exec(writer, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(writer);
 }

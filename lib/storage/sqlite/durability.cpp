@@ -54,6 +54,14 @@ struct CheckpointPolicy {
 // lock while it waits for readers, so the wait is short.
 constexpr auto kCheckpointWait = std::chrono::milliseconds(20);
 
+}  // namespace
+
+int checkpoint_under_write_lock(sqlite3* db, const char* schema, int mode,
+                                std::chrono::milliseconds wait_for, BusyHandler busy,
+                                void* busy_arg);
+
+namespace {
+
 struct CheckpointWait {
   sqlite3* db;
   std::chrono::steady_clock::time_point deadline;
@@ -75,10 +83,8 @@ int wait_for_checkpoint(void* arg, int attempt) {
 int after_commit(void* arg, sqlite3* db, const char* schema, int frames) {
   auto& policy = *static_cast<CheckpointPolicy*>(arg);
   if (frames < policy.next_try) return SQLITE_OK;
-  CheckpointWait wait{db, std::chrono::steady_clock::now() + kCheckpointWait};
-  sqlite3_busy_handler(db, &wait_for_checkpoint, &wait);
-  const int rc = sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_FULL, nullptr, nullptr);
-  sqlite3_busy_handler(db, policy.busy, policy.busy_arg);
+  const int rc = checkpoint_under_write_lock(db, schema, SQLITE_CHECKPOINT_FULL, kCheckpointWait,
+                                             policy.busy, policy.busy_arg);
   // Done: the next writer starts the WAL over. Not done (the lock was busy,
   // or a reader still needs older frames): try again a little later.
   policy.next_try =
@@ -121,6 +127,16 @@ void sync_directory(const std::filesystem::path& dir, std::error_code& ec) {
 }
 
 }  // namespace
+
+int checkpoint_under_write_lock(sqlite3* db, const char* schema, int mode,
+                                std::chrono::milliseconds wait_for, BusyHandler busy,
+                                void* busy_arg) {
+  CheckpointWait wait{db, std::chrono::steady_clock::now() + wait_for};
+  sqlite3_busy_handler(db, &wait_for_checkpoint, &wait);
+  const int rc = sqlite3_wal_checkpoint_v2(db, schema, mode, nullptr, nullptr);
+  sqlite3_busy_handler(db, busy, busy_arg);
+  return rc;
+}
 
 void prepare_connection(SQLite::Database& db, const std::string& path, bool migrating,
                         BusyHandler busy, void* busy_arg) {

@@ -5,6 +5,7 @@
 // the library creates are synced with their parents.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <string>
@@ -30,6 +31,17 @@ using BusyHandler = int (*)(void*, int);
 // RegistryError.
 void prepare_connection(SQLite::Database& db, const std::string& path, bool migrating,
                         BusyHandler busy, void* busy_arg);
+
+// Runs a checkpoint in `mode` (SQLITE_CHECKPOINT_FULL, _RESTART or
+// _TRUNCATE, each of which takes the write lock first) that never goes on
+// without the write lock: SQLite would carry on as PASSIVE once its busy
+// handler gives up, which is the WAL-reset bug's pattern. Waits for the lock
+// up to `wait_for`, then stops before copying a page (SQLITE_INTERRUPT).
+// Restores `busy` / `busy_arg` as the connection's busy handler. Returns
+// SQLite's result code.
+int checkpoint_under_write_lock(sqlite3* db, const char* schema, int mode,
+                                std::chrono::milliseconds wait_for, BusyHandler busy,
+                                void* busy_arg);
 
 // Throws RegistryError, naming `path`, the setting and the next step, unless
 // the connection commits durably: PRAGMA synchronous FULL (or EXTRA) and a

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "storage/sqlite/connection.hpp"
+#include "storage/sqlite/durability.hpp"
 #include "storage/sqlite/file_state.hpp"
 
 namespace tfimm::detail {
@@ -52,7 +53,12 @@ void SqliteStore::retire_connection() {
   // old file's write-ahead log holds into that old file and empty the log:
   // the log is found by name, and a next opener would otherwise lay the old
   // file's log over the file now at the path.
-  sqlite3_exec(conn_->db.getHandle(), "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+  // Only under the write lock, as every checkpoint of the library
+  // (durability.hpp): one that went on without it while another connection
+  // commits is the WAL-reset bug's pattern. If another writer holds the lock
+  // past the busy timeout, nothing is copied and the log stays as it is.
+  checkpoint_under_write_lock(conn_->db.getHandle(), "main", SQLITE_CHECKPOINT_TRUNCATE,
+                              busy_timeout_, &Connection::on_busy, conn_.get());
   conn_.reset();
   close_file_handle();
 }
