@@ -8,4 +8,5 @@ $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
   ca-certificates cmake make g++ pkg-config \
   libsqlite3-dev libsqlitecpp-dev libboost-filesystem-dev \
-  catch2 libcli11-dev nlohmann-json3-dev sqlite3 libfuse3-dev fuse3 "$@"
+  catch2 libcli11-dev nlohmann-json3-dev sqlite3 libfuse3-dev fuse3 \
+  libpq-dev postgresql "$@"
