@@ -82,8 +82,10 @@ Registry::Registry(RegistryOptions options)
     : impl_(std::make_unique<Impl>(default_registry_location(), options)) {}
 
 Registry::Registry(const std::string& path, RegistryOptions options)
-    : impl_(std::make_unique<Impl>(RegistryLocation{normalize_path(path), RegistrySource::Explicit},
-                                   options)) {}
+    : impl_(std::make_unique<Impl>(
+          RegistryLocation{detail::names_server(path) ? path : normalize_path(path),
+                           RegistrySource::Explicit},
+          options)) {}
 
 Registry::~Registry() = default;
 Registry::Registry(Registry&&) noexcept = default;
@@ -274,6 +276,7 @@ Diagnosis Registry::diagnose() {
   Lock lock(impl_->mutex);
   Diagnosis d;
   d.path = impl_->store->display_name();
+  d.latest_schema = schema_version();  // a backend with a numbering of its own sets its own
   std::optional<std::string> stored;
   impl_->store->diagnose(d, [&](detail::Reader& r) { stored = r.setting(detail::kCacheDirKey); });
   d.cache_dir = detail::resolve_cache_dir(stored);
@@ -289,6 +292,11 @@ Diagnosis Registry::diagnose() {
                          to_string(d.cache_dir_status));
   }
   return d;
+}
+
+MigrationStatus Registry::migration_status() {
+  Lock lock(impl_->mutex);
+  return impl_->store->migration_status();
 }
 
 // -- Transaction --------------------------------------------------------------
@@ -335,12 +343,13 @@ std::vector<std::string> Transaction::list_cached_models() {
 }
 
 MigrationStatus migration_status(const std::string& path) {
-  const auto normal = normalize_path(path);
+  const auto normal = detail::names_server(path) ? path : normalize_path(path);
   // A call like any Registry's, so that fork() waits for it too: a thread
   // inside SQLite at fork() may hold one of SQLite's process-wide mutexes,
   // and the child would hang on it. Never destroyed: it may be called while
   // static objects are destroyed.
-  static detail::CallMutex* const calls = new detail::CallMutex(normal, [] {});
+  static detail::CallMutex* const calls =
+      new detail::CallMutex(detail::shown_location(normal), [] {});
   Lock lock(*calls);
   return detail::open_store(normal, std::chrono::milliseconds(5000))->migration_status();
 }

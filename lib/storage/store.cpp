@@ -1,6 +1,11 @@
 #include "storage/store.hpp"
 
 #include "storage/sqlite/sqlite_store.hpp"
+#include "tfimm/errors.hpp"
+#ifdef TFIMM_HAVE_POSTGRESQL
+#include "storage/postgres/postgres_store.hpp"
+#include "storage/postgres/pq.hpp"
+#endif
 
 namespace tfimm::detail {
 namespace {
@@ -84,10 +89,32 @@ bool Store::write(const std::function<void(Writer&)>& body, WriteMode mode) {
   return true;
 }
 
+bool names_server(const std::string& location) noexcept {
+  return location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0;
+}
+
+std::string shown_location(const std::string& location) {
+#ifdef TFIMM_HAVE_POSTGRESQL
+  if (names_server(location)) return pq::without_password(location);
+#endif
+  return location;
+}
+
 std::unique_ptr<Store> open_store(const std::string& location,
                                   std::chrono::milliseconds busy_timeout) {
-  // A new backend adds its scheme here (postgresql:// ...) and its directory
-  // beside storage/sqlite/; everything else is an SQLite file path.
+  // A backend is picked by the location's scheme; everything else is an
+  // SQLite file path.
+  if (names_server(location)) {
+#ifdef TFIMM_HAVE_POSTGRESQL
+    return std::make_unique<PostgresStore>(location, busy_timeout);
+#else
+    const std::string shown = location.substr(0, location.find('@'));
+    throw RegistryError(shown, "registry " + shown +
+                                   "... is a PostgreSQL server, but this build of tfimm-cache "
+                                   "has no PostgreSQL backend (built with "
+                                   "TFIMM_WITH_POSTGRESQL=OFF); nothing was changed");
+#endif
+  }
   return std::make_unique<SqliteStore>(location, busy_timeout);
 }
 

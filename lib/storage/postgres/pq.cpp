@@ -238,6 +238,11 @@ int Connection::server_version() const noexcept { return PQserverVersion(conn_);
 
 bool Connection::ssl_in_use() const noexcept { return PQsslInUse(conn_) != 0; }
 
+std::string Connection::ssl_protocol() const {
+  const char* p = PQsslAttribute(conn_, "protocol");
+  return p ? p : "";
+}
+
 std::string Connection::user() const {
   const char* u = PQuser(conn_);
   return u ? u : "";

@@ -129,6 +129,7 @@ class Connection {
   std::string parameter(const char* name) const;
   int server_version() const noexcept;
   bool ssl_in_use() const noexcept;
+  std::string ssl_protocol() const;  // "TLSv1.3"
   std::string user() const;
 
  private:

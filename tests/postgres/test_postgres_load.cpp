@@ -1,0 +1,149 @@
+// Many processes writing one registry on a PostgreSQL server, and a server
+// that crashes under them: nothing acknowledged is ever lost.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "postgres_server.hpp"
+#include "testutil.hpp"
+#include "tfimm/errors.hpp"
+#include "tfimm/registry.hpp"
+
+using namespace tfimm;
+
+namespace {
+
+// Forks `n` workers running `work(i, ack)`, where `ack` is a pipe to which a
+// worker writes one line per acknowledged set; returns the lines and checks
+// that every worker exited 0.
+std::vector<std::string> run_workers(int n, const std::function<int(int, int)>& work) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  std::vector<pid_t> pids;
+  for (int i = 0; i < n; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(fds[0]);
+      int code = 1;
+      try {
+        code = work(i, fds[1]);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "worker %d: %s\n", i, e.what());
+      }
+      ::_exit(code);
+    }
+    pids.push_back(pid);
+  }
+  ::close(fds[1]);
+  std::string all;
+  char buf[4096];
+  for (ssize_t got; (got = ::read(fds[0], buf, sizeof buf)) > 0;)
+    all.append(buf, static_cast<std::size_t>(got));
+  ::close(fds[0]);
+  for (pid_t pid : pids) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  std::vector<std::string> lines;
+  for (std::size_t at = 0, nl; (nl = all.find('\n', at)) != std::string::npos; at = nl + 1) {
+    lines.push_back(all.substr(at, nl - at));
+  }
+  return lines;
+}
+
+void ack(int fd, const std::string& name) {
+  const std::string line = name + "\n";  // shorter than PIPE_BUF: written whole
+  (void)!::write(fd, line.data(), line.size());
+}
+
+}  // namespace
+
+TEST_CASE("16 processes x 500 sets on one registry: every set is there, with its history",
+          "[postgresql][load]") {
+  test::TestContext ctx;
+  test::PgSchema schema;
+  Registry(schema.location()).set_dir("/cache");  // created before the load
+  const auto acked = run_workers(16, [&](int worker, int fd) {
+    Registry reg(schema.location(), RegistryOptions{std::chrono::seconds(60)});
+    for (int k = 0; k < 500; ++k) {
+      const std::string name = "w" + std::to_string(worker) + "-" + std::to_string(k);
+      reg.set_model_cache(name, "/m/" + name);
+      ack(fd, name);
+    }
+    return 0;
+  });
+  CHECK(acked.size() == 16 * 500);
+  Registry reg(schema.location());
+  CHECK(reg.list_cached_models().size() == 16 * 500);
+  for (const auto& name : acked) CHECK(reg.cached_model_path(name) == "/m/" + name);
+  CHECK(schema.sql("SELECT count(*) FROM history WHERE action = 'set'") == "8000");
+}
+
+TEST_CASE("a server that crashes and restarts during a load run loses no acknowledged set",
+          "[postgresql][load][faults]") {
+  test::TestContext ctx;
+  test::PgServer server;
+  Registry(server.url()).set_dir("/cache");
+  const pid_t crasher = ::fork();
+  if (crasher == 0) {
+    // After the writers have started: stop the server as a crash would,
+    // and start it again.
+    ::usleep(700000);
+    try {
+      server.halt();
+      ::usleep(300000);
+      server.resume();
+    } catch (...) {
+      ::_exit(1);
+    }
+    ::_exit(0);
+  }
+  const auto acked = run_workers(4, [&](int worker, int fd) {
+    Registry reg(server.url(), RegistryOptions{std::chrono::seconds(10)});
+    int errors = 0;
+    int k = 0;
+    // For 3 s: well past the crash and the restart.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    for (; std::chrono::steady_clock::now() < until; ++k) {
+      const std::string name = "w" + std::to_string(worker) + "-" + std::to_string(k);
+      try {
+        reg.set_model_cache(name, "/m/" + name);
+        ack(fd, name);
+      } catch (const RegistryError&) {
+        ++errors;  // refused, or unknown when the COMMIT was cut: never acknowledged
+        ack(fd, "!refused");
+        ::usleep(20000);
+      }
+    }
+    return errors < k ? 0 : 2;
+  });
+  int status = 0;
+  ::waitpid(crasher, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  std::size_t refused = 0;
+  Registry reg(server.url());
+  const auto names = reg.list_cached_models();
+  const std::set<std::string> stored(names.begin(), names.end());
+  std::size_t lost = 0;
+  for (const auto& name : acked) {
+    if (name == "!refused") {
+      ++refused;
+    } else if (stored.count(name) == 0) {
+      ++lost;
+    }
+  }
+  INFO(acked.size() << " acknowledged, " << stored.size() << " stored");
+  CHECK(lost == 0);
+  CHECK(refused > 0);  // the crash did cut in
+  CHECK(acked.size() > refused);
+}
