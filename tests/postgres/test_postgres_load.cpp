@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
@@ -146,4 +147,30 @@ TEST_CASE("a server that crashes and restarts during a load run loses no acknowl
   CHECK(lost == 0);
   CHECK(refused > 0);  // the crash did cut in
   CHECK(acked.size() > refused);
+}
+
+TEST_CASE("under concurrent writers to one name each history row records the path it replaced",
+          "[postgresql][load][history]") {
+  test::TestContext ctx;
+  test::PgSchema schema;
+  Registry(schema.location()).set_model_cache("shared", "/start");
+  run_workers(8, [&](int worker, int fd) {
+    Registry reg(schema.location(), RegistryOptions{std::chrono::seconds(60)});
+    for (int k = 0; k < 100; ++k) {
+      reg.set_model_cache("shared", "/w" + std::to_string(worker) + "/" + std::to_string(k));
+      ack(fd, "set");
+    }
+    return 0;
+  });
+  Registry reg(schema.location());
+  auto rows = reg.history("shared");
+  REQUIRE(rows.size() == 801);
+  std::reverse(rows.begin(), rows.end());  // oldest first
+  CHECK_FALSE(rows[0].old_path);
+  std::size_t broken = 0;
+  for (std::size_t i = 1; i < rows.size(); ++i) {
+    if (rows[i].old_path != rows[i - 1].new_path) ++broken;
+  }
+  CHECK(broken == 0);
+  CHECK(reg.cached_model_path("shared") == rows.back().new_path);
 }
