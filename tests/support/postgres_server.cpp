@@ -48,6 +48,9 @@ std::string pg_query(const std::string& url, const std::string& sql) {
     PQfinish(conn);
     throw std::runtime_error("cannot connect to " + url + ": " + m);
   }
+  // Notices ("drop cascades to ...") are not the test's output.
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
   PGresult* r = PQexec(conn, sql.c_str());
   const auto status = PQresultStatus(r);
   std::string out;
