@@ -29,12 +29,13 @@ namespace {
 
 using namespace tfimm::bench;
 
-const char* const kFigureKeys[] = {"lookup-hit", "lookup-fallback", "durable-set",   "bulk-import",
-                                   "audit",      "contention",      "open",          "tool",
-                                   "memory",     "pg-lookup-hit",   "pg-durable-set"};
+const char* const kFigureKeys[] = {
+    "lookup-hit", "lookup-fallback", "durable-set",    "bulk-import",
+    "audit",      "contention",      "open",           "tool",
+    "memory",     "pg-lookup-hit",   "pg-durable-set", "pg-contention"};
 // Rows of the table in a full run: one per key, none for memory (its own
 // table), two for bulk-import (import and transaction) and two for open
-// (C++ runtime linked in, and shared); two more with --postgresql.
+// (C++ runtime linked in, and shared); three more with --postgresql.
 constexpr std::size_t kFigureRows = 10;
 
 constexpr const char* kUsage =
@@ -44,7 +45,7 @@ constexpr const char* kUsage =
     "  --smoke        tiny sizes: checks that every figure runs (seconds, for ctest)\n"
     "  --only KEYS    run only these figures: lookup-hit, lookup-fallback, durable-set,\n"
     "                 bulk-import, audit, contention, open, tool, memory, and with\n"
-    "                 --postgresql pg-lookup-hit, pg-durable-set\n"
+    "                 --postgresql pg-lookup-hit, pg-durable-set, pg-contention\n"
     "  --dir DIR      scratch directory for registries and model directories\n"
     "                 (default $TMPDIR, else /tmp); its file system sets the fsync cost\n"
     "  --tool PATH    the tfimm-cache program (default: the one built with this bench)\n"
@@ -261,6 +262,16 @@ int main(int argc, char** argv) {
               [&] { figures.push_back(pg_durable_set(config, schema_url(schema))); });
       drop(schema);
     }
+    if (wanted("pg-contention")) {
+      progress("contention on PostgreSQL");
+      const std::string schema = "bench_contention_" + suffix;
+      // Writers to different names: PostgreSQL could let them overlap where
+      // SQLite serialises them.
+      attempt("contention (PostgreSQL)", [&] {
+        figures.push_back(contention(config, schema_url(schema), "contention (PostgreSQL)", 1.5));
+      });
+      drop(schema);
+    }
 #else
     std::cerr << "tfimm_bench: this build has no PostgreSQL backend\n";
     return 2;
@@ -292,7 +303,7 @@ int main(int argc, char** argv) {
             << failures << " failed); goals met: " << met << " of " << measured << "\n";
   if (failures > 0) return 1;
   // Every figure printed a row (measured or skipped with its reason).
-  const std::size_t rows = kFigureRows + (postgresql.empty() ? 0 : 2);
+  const std::size_t rows = kFigureRows + (postgresql.empty() ? 0 : 3);
   if (only.empty() && figures.size() != rows) {
     std::cerr << "tfimm_bench: expected " << rows << " figure rows, printed " << figures.size()
               << "\n";
