@@ -2,11 +2,14 @@
 // (locations, schemas, passwords, roles, a server that goes away, many
 // processes migrating at once). Each test has a schema of its own on the
 // server ctest started; tests that stop a server start their own.
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -481,4 +484,41 @@ TEST_CASE("a connection lost during COMMIT is reported as a change that may or m
   CHECK(message.find("whether it was stored is unknown") != std::string::npos);
   schema.sql("DROP TRIGGER slow ON models");
   CHECK(reg.cached_model_path("a") == "/a");  // and the next call reconnects
+}
+
+TEST_CASE(
+    "a server that accepts the connection but never answers gives RegistryError, never a hang",
+    "[postgresql][faults]") {
+  test::TestContext ctx;
+  // A socket where a server's would be, listening, that nobody ever serves:
+  // the kernel accepts the connection and libpq waits for an answer.
+  const std::string dir = "/tmp/tfimm-mute-" + std::to_string(::getpid());
+  test::make_dirs(dir);
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  const std::string socket_path = dir + "/.s.PGSQL.5432";
+  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", socket_path.c_str());
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(listener, 16) == 0);
+  SECTION("connect_timeout in the location bounds the wait") {
+    Registry reg("postgresql:///postgres?host=" + dir + "&connect_timeout=2");
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(reg.list_cached_models(), RegistryError);
+    const auto waited = std::chrono::steady_clock::now() - start;
+    CHECK(waited >= std::chrono::milliseconds(1500));
+    CHECK(waited < std::chrono::seconds(8));
+  }
+  SECTION("without one, the default of 10 s does") {
+    Registry reg("postgresql:///postgres?host=" + dir);
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(reg.set_model_cache("a", "/a"), RegistryError);
+    const auto waited = std::chrono::steady_clock::now() - start;
+    CHECK(waited >= std::chrono::seconds(8));
+    CHECK(waited < std::chrono::seconds(20));
+  }
+  ::close(listener);
+  ::unlink(socket_path.c_str());
+  ::rmdir(dir.c_str());
 }
