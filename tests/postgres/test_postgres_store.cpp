@@ -522,3 +522,35 @@ TEST_CASE(
   ::unlink(socket_path.c_str());
   ::rmdir(dir.c_str());
 }
+
+TEST_CASE("a multi-host location, a service file and PGOPTIONS reach the registry as libpq would",
+          "[postgresql][location]") {
+  test::TestContext ctx;
+  PgSchema schema;
+  Registry(schema.location()).set_model_cache("a", "/a");
+  std::string url = schema.location();
+  const auto host = url.find("host=") + 5;
+  const std::string dir = url.substr(host, url.find('&', host) - host);
+  SECTION("the first host is down: the next one that takes writes answers") {
+    std::string multi = url;
+    multi.replace(host, dir.size(), ctx.path("nothing-here") + "," + dir);
+    multi += "&target_session_attrs=read-write";
+    Registry reg(multi);
+    reg.set_model_cache("b", "/b");
+    CHECK(reg.list_cached_models() == std::vector<std::string>{"a", "b"});
+  }
+  SECTION("service= names a section of the service file") {
+    test::write_file(ctx.path("pg_service.conf"), "[tfimm]\nhost=" + dir +
+                                                      "\ndbname=postgres\nuser=postgres\n"
+                                                      "options=-csearch_path=" +
+                                                      schema.name() + "\n");
+    ctx.env().set("PGSERVICEFILE", ctx.path("pg_service.conf"));
+    Registry reg("postgresql://?service=tfimm");
+    CHECK(reg.list_cached_models() == std::vector<std::string>{"a"});
+  }
+  SECTION("PGOPTIONS sets the schema as the location's options would") {
+    ctx.env().set("PGOPTIONS", "-csearch_path=" + schema.name());
+    Registry reg(test::postgres_url());
+    CHECK(reg.list_cached_models() == std::vector<std::string>{"a"});
+  }
+}

@@ -66,34 +66,25 @@ std::vector<const std::string*> names_of(const std::vector<PathChange>& changes)
 
 }  // namespace
 
-std::string registry_schema(const std::string& location) {
-  std::string schema = kDefaultSchema;
-  PQconninfoOption* options = PQconninfoParse(location.c_str(), nullptr);
-  if (!options) return schema;
-  for (auto* o = options; o->keyword; ++o) {
-    if (std::strcmp(o->keyword, "options") != 0 || !o->val) continue;
-    // -csearch_path=NAME or -c search_path=NAME (the first schema of the list).
-    const std::string value = o->val;
-    for (const char* key : {"search_path=", "search_path ="}) {
-      const auto at = value.find(key);
-      if (at == std::string::npos) continue;
-      std::string rest = value.substr(at + std::strlen(key));
-      rest = rest.substr(0, rest.find_first_of(", "));
-      if (rest.size() >= 2 && rest.front() == '"' && rest.back() == '"') {
-        rest = rest.substr(1, rest.size() - 2);
-      }
-      if (!rest.empty()) schema = rest;
-      break;
+std::string registry_schema(const std::string& options) {
+  // -csearch_path=NAME or -c search_path=NAME (the first schema of the list).
+  for (const char* key : {"search_path=", "search_path ="}) {
+    const auto at = options.find(key);
+    if (at == std::string::npos) continue;
+    std::string rest = options.substr(at + std::strlen(key));
+    rest = rest.substr(0, rest.find_first_of(", "));
+    if (rest.size() >= 2 && rest.front() == '"' && rest.back() == '"') {
+      rest = rest.substr(1, rest.size() - 2);
     }
+    if (!rest.empty()) return rest;
   }
-  PQconninfoFree(options);
-  return schema;
+  return kDefaultSchema;
 }
 
 PostgresStore::PostgresStore(std::string location, std::chrono::milliseconds busy_timeout)
     : location_(std::move(location)),
       display_(pq::without_password(location_)),
-      schema_(registry_schema(location_)),
+      schema_(kDefaultSchema),
       password_(pq::password_of(location_)),
       busy_timeout_(busy_timeout) {}
 
@@ -115,6 +106,9 @@ pq::Connection& PostgresStore::connection() {
   if (conn_) return *conn_;
   try {
     auto c = std::make_unique<pq::Connection>(location_, connection_defaults());
+    // The options the session got, from the location or from what libpq
+    // adds to it (a service file, PGOPTIONS), say the schema.
+    schema_ = registry_schema(c->option("options"));
     // The registry's schema first in the search path, quoted by the server;
     // the busy timeout as the wait for any lock.
     c->exec(

@@ -19,10 +19,10 @@ class Connection;
 class Error;
 }  // namespace pq
 
-// The schema a location's registry lives in: the first entry of
-// search_path when its options set one (options=-csearch_path=NAME),
-// else "tfimm_cache".
-std::string registry_schema(const std::string& location);
+// The schema a registry lives in, from the connection's options: the first
+// entry of search_path when they set one (options=-csearch_path=NAME in
+// the location, a service file or PGOPTIONS), else "tfimm_cache".
+std::string registry_schema(const std::string& options);
 
 // Only the Reader& and Writer& given to a body reach the rows.
 class PostgresStore final : public Store, private Writer {
@@ -100,7 +100,7 @@ class PostgresStore final : public Store, private Writer {
 
   std::string location_;  // with the password: only ever given to libpq
   std::string display_;
-  std::string schema_;
+  std::string schema_;    // known once connected (registry_schema())
   std::string password_;  // scrubbed from every message
   std::chrono::milliseconds busy_timeout_;
   std::unique_ptr<pq::Connection> conn_;

@@ -234,6 +234,17 @@ std::string Connection::parameter(const char* name) const {
   return v ? v : "";
 }
 
+std::string Connection::option(const char* keyword) const {
+  std::string value;
+  if (PQconninfoOption* options = PQconninfo(conn_)) {
+    for (auto* o = options; o->keyword; ++o) {
+      if (std::strcmp(o->keyword, keyword) == 0 && o->val) value = o->val;
+    }
+    PQconninfoFree(options);
+  }
+  return value;
+}
+
 int Connection::server_version() const noexcept { return PQserverVersion(conn_); }
 
 bool Connection::ssl_in_use() const noexcept { return PQsslInUse(conn_) != 0; }

@@ -127,6 +127,8 @@ class Connection {
   PGconn* get() const noexcept { return conn_; }
   // Facts about the session, for doctor.
   std::string parameter(const char* name) const;
+  // The value of a connection option as libpq used it ("" when unset).
+  std::string option(const char* keyword) const;
   int server_version() const noexcept;
   bool ssl_in_use() const noexcept;
   std::string ssl_protocol() const;  // "TLSv1.3"
