@@ -1,5 +1,6 @@
 // Many processes writing one registry on a PostgreSQL server, and a server
 // that crashes under them: nothing acknowledged is ever lost.
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "testutil.hpp"
 #include "tfimm/errors.hpp"
 #include "tfimm/registry.hpp"
+#include "tfimm/transfer.hpp"
 
 using namespace tfimm;
 
@@ -173,4 +176,66 @@ TEST_CASE("under concurrent writers to one name each history row records the pat
   }
   CHECK(broken == 0);
   CHECK(reg.cached_model_path("shared") == rows.back().new_path);
+}
+
+TEST_CASE("a client killed during transactions and imports leaves each one whole or absent",
+          "[postgresql][load][crash]") {
+  test::TestContext ctx;
+  test::PgSchema schema;
+  Registry(schema.location()).set_dir("/cache");
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::close(fds[0]);
+    try {
+      Registry reg(schema.location());
+      for (int k = 0;; ++k) {
+        if (k % 2 == 0) {
+          reg.transaction([&](Transaction& tx) {
+            for (int i = 0; i < 200; ++i) {
+              tx.set_model_cache("t" + std::to_string(k) + "_" + std::to_string(i), "/m");
+            }
+          });
+        } else {
+          Snapshot snapshot;
+          for (int i = 0; i < 200; ++i) {
+            snapshot.models.push_back(
+                {"t" + std::to_string(k) + "_" + std::to_string(i), "/m", false, ""});
+          }
+          reg.import(snapshot);
+        }
+        ack(fds[1], std::to_string(k));
+      }
+    } catch (...) {
+      ::_exit(1);
+    }
+  }
+  ::close(fds[1]);
+  ::usleep(800000);
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  CHECK(WIFSIGNALED(status));
+  std::string all;
+  char buf[4096];
+  for (ssize_t got; (got = ::read(fds[0], buf, sizeof buf)) > 0;) {
+    all.append(buf, static_cast<std::size_t>(got));
+  }
+  ::close(fds[0]);
+  int acked = 0;
+  for (char c : all) acked += c == '\n' ? 1 : 0;
+  REQUIRE(acked > 0);
+  Registry reg(schema.location());
+  std::map<int, int> per_batch;
+  for (const auto& name : reg.list_cached_models()) {
+    ++per_batch[std::stoi(name.substr(1, name.find('_') - 1))];
+  }
+  for (const auto& [k, count] : per_batch) {
+    INFO("batch " << k);
+    CHECK(count == 200);  // all of it, never part
+  }
+  for (int k = 0; k < acked; ++k) CHECK(per_batch.count(k) == 1);  // nothing acknowledged lost
+  reg.set_model_cache("after", "/after");                          // the registry is still usable
+  CHECK(reg.cached_model_path("after") == "/after");
 }
