@@ -4,7 +4,6 @@
 #include "tfimm/errors.hpp"
 #ifdef TFIMM_HAVE_POSTGRESQL
 #include "storage/postgres/postgres_store.hpp"
-#include "storage/postgres/pq.hpp"
 #endif
 
 namespace tfimm::detail {
@@ -94,10 +93,34 @@ bool names_server(const std::string& location) noexcept {
 }
 
 std::string shown_location(const std::string& location) {
-#ifdef TFIMM_HAVE_POSTGRESQL
-  if (names_server(location)) return pq::without_password(location);
-#endif
-  return location;
+  // Plain string work, in every build: a build without the PostgreSQL
+  // backend must not show the password either when it refuses the URI.
+  if (!names_server(location)) return location;
+  std::string s = location;
+  // user:password@ in the authority (which ends at the first / or ?).
+  const std::size_t start = s.find("://") + 3;
+  std::size_t end = s.find_first_of("/?", start);
+  if (end == std::string::npos) end = s.size();
+  const std::size_t at = end > start ? s.rfind('@', end - 1) : std::string::npos;
+  if (at != std::string::npos && at >= start) {
+    const std::size_t colon = s.find(':', start);
+    if (colon != std::string::npos && colon < at) s.erase(colon, at - colon);
+  }
+  // password=... among the query parameters.
+  const std::size_t q = s.find('?');
+  if (q == std::string::npos) return s;
+  std::string kept;
+  std::size_t pos = q + 1;
+  while (pos <= s.size()) {
+    std::size_t amp = s.find('&', pos);
+    if (amp == std::string::npos) amp = s.size();
+    const std::string param = s.substr(pos, amp - pos);
+    if (!param.empty() && param.rfind("password=", 0) != 0) {
+      kept += (kept.empty() ? "" : "&") + param;
+    }
+    pos = amp + 1;
+  }
+  return s.substr(0, q) + (kept.empty() ? "" : "?" + kept);
 }
 
 std::unique_ptr<Store> open_store(const std::string& location,
@@ -108,9 +131,9 @@ std::unique_ptr<Store> open_store(const std::string& location,
 #ifdef TFIMM_HAVE_POSTGRESQL
     return std::make_unique<PostgresStore>(location, busy_timeout);
 #else
-    const std::string shown = location.substr(0, location.find('@'));
+    const std::string shown = shown_location(location);
     throw RegistryError(shown, "registry " + shown +
-                                   "... is a PostgreSQL server, but this build of tfimm-cache "
+                                   " is a PostgreSQL server, but this build of tfimm-cache "
                                    "has no PostgreSQL backend (built with "
                                    "TFIMM_WITH_POSTGRESQL=OFF); nothing was changed");
 #endif

@@ -83,7 +83,7 @@ std::string registry_schema(const std::string& options) {
 
 PostgresStore::PostgresStore(std::string location, std::chrono::milliseconds busy_timeout)
     : location_(std::move(location)),
-      display_(pq::without_password(location_)),
+      display_(shown_location(location_)),
       schema_(kDefaultSchema),
       password_(pq::password_of(location_)),
       busy_timeout_(busy_timeout) {}

@@ -261,26 +261,6 @@ std::string Connection::user() const {
 
 // -- passwords ----------------------------------------------------------------
 
-namespace {
-
-bool is_uri(const std::string& s) {
-  return s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0;
-}
-
-// [begin, end) of the password in a URI's user:password@, or npos.
-std::pair<std::size_t, std::size_t> uri_password(const std::string& s) {
-  const std::size_t start = s.find("://") + 3;
-  std::size_t end = s.find_first_of("/?", start);
-  if (end == std::string::npos) end = s.size();
-  const std::size_t at = s.rfind('@', end - 1);
-  if (at == std::string::npos || at < start) return {std::string::npos, std::string::npos};
-  const std::size_t colon = s.find(':', start);
-  if (colon == std::string::npos || colon > at) return {std::string::npos, std::string::npos};
-  return {colon + 1, at};
-}
-
-}  // namespace
-
 std::string password_of(const std::string& conninfo) {
   PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), nullptr);
   std::string password;
@@ -291,34 +271,6 @@ std::string password_of(const std::string& conninfo) {
     PQconninfoFree(options);
   }
   return password;
-}
-
-std::string without_password(const std::string& conninfo) {
-  if (!is_uri(conninfo)) {
-    // Not a URI: show only that it is a connection string.
-    return password_of(conninfo).empty() ? conninfo : "(a PostgreSQL connection string)";
-  }
-  std::string s = conninfo;
-  const auto [begin, end] = uri_password(s);
-  if (begin != std::string::npos) s.erase(begin - 1, end - begin + 1);  // ":password"
-  // password=... among the query parameters.
-  const std::size_t q = s.find('?');
-  if (q != std::string::npos) {
-    std::string query = s.substr(q + 1);
-    std::string kept;
-    std::size_t pos = 0;
-    while (pos <= query.size()) {
-      std::size_t amp = query.find('&', pos);
-      if (amp == std::string::npos) amp = query.size();
-      const std::string param = query.substr(pos, amp - pos);
-      if (param.rfind("password=", 0) != 0 && !param.empty()) {
-        kept += (kept.empty() ? "" : "&") + param;
-      }
-      pos = amp + 1;
-    }
-    s = s.substr(0, q) + (kept.empty() ? "" : "?" + kept);
-  }
-  return s;
 }
 
 }  // namespace tfimm::detail::pq

@@ -140,9 +140,8 @@ class Connection {
   std::unordered_map<std::string, std::string> prepared_;  // sql -> statement name
 };
 
-// The password of `conninfo` (a URI's user:password@, or password=), if any.
+// The password of `conninfo` (a URI's user:password@, or password=), if any,
+// as libpq reads it (decoded).
 std::string password_of(const std::string& conninfo);
-// `conninfo` with its password removed: safe to show.
-std::string without_password(const std::string& conninfo);
 
 }  // namespace tfimm::detail::pq
