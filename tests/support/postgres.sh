@@ -52,8 +52,8 @@ stop() {
 
 case "$action" in
   start)
-    if [ -z "$bindir" ]; then
-      echo "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb; install the" \
+    if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
+      echo "PostgreSQL server binaries not found (${bindir:-/usr/lib/postgresql/*/bin}/initdb; install the" \
         "postgresql package): the PostgreSQL tests are skipped" >&2
       [ "${TFIMM_REQUIRE_POSTGRESQL:-0}" = 1 ] && exit 1
       exit 77
