@@ -16,7 +16,6 @@
 
 namespace tfimm {
 namespace detail {
-namespace {
 
 PathStatus status_from_errno(int err) {
   switch (err) {
@@ -31,6 +30,8 @@ PathStatus status_from_errno(int err) {
       return PathStatus::Error;
   }
 }
+
+namespace {
 
 struct KnownFs {
   unsigned long magic;

@@ -15,6 +15,10 @@ struct PathCheck {
   std::string detail;
 };
 
+// The status a failed lookup with `err` proves: only ENOENT is Missing;
+// EACCES and EPERM are NotAccessible, ENOTDIR NotADirectory, the rest Error.
+PathStatus status_from_errno(int err);
+
 // lstat/stat of `path`, without following anything more than stat does.
 PathCheck inspect_path(const std::string& path);
 

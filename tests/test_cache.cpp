@@ -1,18 +1,22 @@
 // Tests for lib/cache.cpp: tfimm's cache functions on the default registry.
 //
-// The default registry is created once per process, at the location the
-// environment names at first use. So these tests never touch it in the test
-// process: each call runs in a fresh helper process (helper_main.cpp,
-// "default" mode) with the environment of the test.
+// Most tests run each call in a fresh helper process (helper_main.cpp,
+// "default" mode) with the environment of the test, so that they check what
+// another process sees; the last one changes the environment in this process.
+#include <sys/wait.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "testutil.hpp"
+#include "tfimm/cache.hpp"
 #include "tfimm/registry.hpp"
 
 namespace t = tfimm::test;
@@ -167,4 +171,95 @@ TEST_CASE("errors of the free functions are tfimm errors naming the problem", "[
     CHECK_THAT(r.err, Catch::Contains(ctx.path("registry.db")));
     CHECK(t::read_file(ctx.path("registry.db")) == "not a database, just text\n");
   }
+}
+
+TEST_CASE("the free functions follow the environment changed after their first call",
+          "[cache][env]") {
+  // In this process: the environment is read on every call, as tfimm does.
+  t::TestContext ctx;
+  ctx.env().set("TFIMM_REGISTRY", ctx.path("a/registry.db"));
+  tfimm::set_model_cache("resnet18", "/w/a/resnet18");
+  CHECK(tfimm::cached_model_path("resnet18") == "/w/a/resnet18");
+
+  SECTION("$TFIMM_REGISTRY names another file: that file answers") {
+    ctx.env().set("TFIMM_REGISTRY", ctx.path("b/registry.db"));
+    CHECK(tfimm::list_cached_models().empty());
+    tfimm::set_model_cache("vit", "/w/b/vit");
+    CHECK(tfimm::default_registry().path() == ctx.path("b/registry.db"));
+    CHECK(tfimm::Registry(ctx.path("b/registry.db")).list_cached_models() ==
+          std::vector<std::string>{"vit"});
+    // Back to the first file: its entries are still there, the other's are not.
+    ctx.env().set("TFIMM_REGISTRY", ctx.path("a/registry.db"));
+    CHECK(tfimm::list_cached_models() == std::vector<std::string>{"resnet18"});
+  }
+  SECTION("$XDG_STATE_HOME and $HOME decide once $TFIMM_REGISTRY is unset") {
+    ctx.env().set("TFIMM_REGISTRY", std::nullopt);
+    ctx.env().set("XDG_STATE_HOME", ctx.path("state"));
+    tfimm::set_model_cache("vit", "/w/state/vit");
+    CHECK(t::exists(ctx.path("state/tfimm/registry.db")));
+    ctx.env().set("XDG_STATE_HOME", std::nullopt);
+    ctx.env().set("HOME", ctx.path("home2"));
+    CHECK(tfimm::list_cached_models().empty());
+    tfimm::set_model_cache("bert", "/w/home2/bert");
+    CHECK(t::exists(ctx.path("home2/.local/state/tfimm/registry.db")));
+  }
+  SECTION("$TFIMM_HOME and $XDG_CACHE_HOME move the cache directory") {
+    ctx.env().set("TFIMM_HOME", ctx.path("models"));
+    CHECK(tfimm::get_dir() == ctx.path("models"));
+    ctx.env().set("TFIMM_HOME", std::nullopt);
+    ctx.env().set("XDG_CACHE_HOME", ctx.path("xdg"));
+    CHECK(tfimm::get_dir() == ctx.path("xdg/tfimm"));
+    CHECK(tfimm::get_dir_origin().source == tfimm::DirSource::XdgCacheHome);
+  }
+  SECTION("a relative $TFIMM_REGISTRY is refused on the call that sees it, then works again") {
+    ctx.env().set("TFIMM_REGISTRY", "relative/registry.db");
+    CHECK_THROWS_AS(tfimm::list_cached_models(), tfimm::InvalidPath);
+    ctx.env().set("TFIMM_REGISTRY", ctx.path("a/registry.db"));
+    CHECK(tfimm::list_cached_models() == std::vector<std::string>{"resnet18"});
+  }
+}
+
+namespace {
+
+// LeakSanitizer's, present only in sanitizer builds: a leak check now, after
+// which the one at exit does not run. What threads still inside calls hold
+// at exit is left to the operating system on purpose.
+extern "C" void __lsan_do_leak_check() __attribute__((weak));
+
+void objects_left_at_exit_are_not_leaks() {
+  if (__lsan_do_leak_check != nullptr) __lsan_do_leak_check();
+}
+
+}  // namespace
+
+TEST_CASE("a process that exits while other threads are inside the free functions exits cleanly",
+          "[cache][exit]") {
+  // Like a Python interpreter exiting with daemon threads: exit() destroys
+  // static objects while those threads are still inside calls.
+  t::TestContext ctx;
+  ctx.env().set("TFIMM_REGISTRY", ctx.path("registry.db"));
+  tfimm::set_model_cache("resnet18", "/w/r18");
+  for (int round = 0; round < 10; ++round) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      objects_left_at_exit_are_not_leaks();
+      for (int i = 0; i < 3; ++i) {
+        std::thread([] {
+          for (;;) {
+            (void)tfimm::cached_model_path("resnet18");
+            tfimm::set_model_cache("vit", "/w/vit");
+          }
+        }).detach();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::exit(0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    INFO("round " << round << ", wait status " << status);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  CHECK(tfimm::cached_model_path("vit") == "/w/vit");
 }

@@ -16,6 +16,7 @@
 #include "cmd_audit.hpp"
 #include "cmd_dir.hpp"
 #include "cmd_doctor.hpp"
+#include "cmd_du.hpp"
 #include "cmd_entries.hpp"
 #include "cmd_history.hpp"
 #include "cmd_list.hpp"
@@ -48,7 +49,7 @@ constexpr const char* kFooter =
     "Exit codes:\n"
     "  0  success\n"
     "  1  negative answer: model not cached (path), stale entries (audit),\n"
-    "     problems found (doctor)\n"
+    "     problems found (doctor), incomplete counts (du)\n"
     "  2  bad usage or bad input (invalid name, path, duration or import file,\n"
     "     unknown model); nothing was changed. Also: standard output could not\n"
     "     be written (a change already made stands; the message says so)\n"
@@ -74,7 +75,7 @@ constexpr Subcommand kSubcommands[] = {
     {"lock", setup_lock},       {"unlock", setup_unlock},
     {"history", setup_history}, {"export", setup_export},
     {"import", setup_import},   {"migrate", setup_migrate},
-    {"doctor", setup_doctor},
+    {"doctor", setup_doctor},   {"du", setup_du},
 };
 
 // The subcommand a command line names, when it is certain: global options
@@ -303,7 +304,7 @@ void setup_globals(CLI::App& app, Program& program) {
   app.footer(kFooter);
 }
 
-// Every subcommand, or only `only`: building the other sixteen is most of
+// Every subcommand, or only `only`: building all the others is most of
 // the work CLI11 does for a one-line answer.
 void setup_subcommands(CLI::App& app, Program& program, const Subcommand* only) {
   for (const auto& sub : kSubcommands) {

@@ -1,7 +1,8 @@
 // tfimm's cache functions, made persistent: the same names and meaning as
 // tfimm.utils.cache, on the default registry shared by every process.
 //
-// The default registry (see default_registry_location()) is opened lazily,
+// The default registry (see default_registry_location()) follows the
+// environment on every call; each file it names is opened lazily,
 // once per process, and reopened in a child after fork(). Every function is
 // safe to call from several threads.
 #pragma once
@@ -14,7 +15,8 @@
 
 namespace tfimm {
 
-// The default registry of this process, created on first use.
+// The registry the environment names now (see default_registry_location()),
+// created on first use; the reference stays valid for the life of the process.
 Registry& default_registry();
 
 // The cache directory: the process override, else the registry setting, else

@@ -32,11 +32,12 @@ using namespace tfimm::bench;
 const char* const kFigureKeys[] = {
     "lookup-hit", "lookup-fallback", "durable-set",    "bulk-import",
     "audit",      "contention",      "open",           "tool",
-    "memory",     "pg-lookup-hit",   "pg-durable-set", "pg-contention"};
+    "memory",     "du",              "pg-lookup-hit",  "pg-durable-set",
+    "pg-contention"};
 // Rows of the table in a full run: one per key, none for memory (its own
 // table), two for bulk-import (import and transaction) and two for open
 // (C++ runtime linked in, and shared); three more with --postgresql.
-constexpr std::size_t kFigureRows = 10;
+constexpr std::size_t kFigureRows = 11;
 
 constexpr const char* kUsage =
     "usage: tfimm_bench [--smoke] [--only KEY[,KEY...]] [--dir DIR] [--tool PATH]\n"
@@ -44,8 +45,8 @@ constexpr const char* kUsage =
     "\n"
     "  --smoke        tiny sizes: checks that every figure runs (seconds, for ctest)\n"
     "  --only KEYS    run only these figures: lookup-hit, lookup-fallback, durable-set,\n"
-    "                 bulk-import, audit, contention, open, tool, memory, and with\n"
-    "                 --postgresql pg-lookup-hit, pg-durable-set, pg-contention\n"
+    "                 bulk-import, audit, contention, open, tool, memory, du, and\n"
+    "                 with --postgresql pg-lookup-hit, pg-durable-set, pg-contention\n"
     "  --dir DIR      scratch directory for registries and model directories\n"
     "                 (default $TMPDIR, else /tmp); its file system sets the fsync cost\n"
     "  --tool PATH    the tfimm-cache program (default: the one built with this bench)\n"
@@ -149,6 +150,7 @@ int main(int argc, char** argv) {
     config.tool.clear();
   }
   config.sqlite3_shell = find_in_path("sqlite3");
+  config.du = find_in_path("du");
 
   std::string fs_type;
   tfimm::on_network_fs(config.root, &fs_type);
@@ -226,6 +228,10 @@ int main(int argc, char** argv) {
   if (wanted("tool")) {
     progress("tool");
     attempt("tool", [&] { figures.push_back(tool_process(config, need_lookup())); });
+  }
+  if (wanted("du")) {
+    progress("creating the du models, then du");
+    attempt("du", [&] { figures.push_back(du_walk(config, make_du_data(config))); });
   }
   if (wanted("memory")) {
     progress("memory");

@@ -34,6 +34,10 @@ void Config::make_smoke() {
   contention_reps = 1;
   process_reps = 3;
   tool_reps = 3;
+  du_models = 20;
+  du_dirs = 2;
+  du_files = 5;
+  du_reps = 2;
 }
 
 namespace {

@@ -21,6 +21,7 @@ struct Config {
   std::string writer;
   std::string tool;
   std::string sqlite3_shell;
+  std::string du;            // GNU du
   std::string tool_missing;  // why `tool` is empty
 
   std::size_t lookup_entries = 10000;
@@ -38,6 +39,10 @@ struct Config {
   std::size_t contention_reps = 5;
   std::size_t process_reps = 200;  // open: fresh processes per side
   std::size_t tool_reps = 100;     // tool: fresh processes per side
+  std::size_t du_models = 500;     // du: models, each du_dirs x du_files files
+  std::size_t du_dirs = 4;
+  std::size_t du_files = 25;
+  std::size_t du_reps = 15;
 
   // Smaller sizes that finish in seconds, for the ctest smoke run.
   void make_smoke();
@@ -62,6 +67,14 @@ struct AuditData {
 };
 AuditData make_audit_data(const Config& config);
 
+// A registry with `du_models` model directories, each of `du_dirs`
+// directories of `du_files` small files.
+struct DuData {
+  std::string registry;
+  std::vector<std::string> paths;
+};
+DuData make_du_data(const Config& config);
+
 Figure lookup_hit(const Config& config, const LookupData& data);
 Figure lookup_fallback(const Config& config, const LookupData& data);
 Figure durable_set(const Config& config);
@@ -76,6 +89,8 @@ Figure contention(const Config& config, const std::string& location = {},
 // The program linked as tfimm-cache is, then with the shared C++ runtime.
 std::vector<Figure> open_process(const Config& config, const LookupData& data);
 Figure tool_process(const Config& config, const LookupData& data);
+// `tfimm-cache du` / `du -s` over the same paths (figures_du.cpp).
+Figure du_walk(const Config& config, const DuData& data);
 
 // Peak resident memory of the tool on the audit registry.
 struct MemoryRow {

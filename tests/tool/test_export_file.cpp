@@ -11,6 +11,8 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <map>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -290,4 +292,46 @@ TEST_CASE("export to what cannot hold a file is refused with exit 2 and nothing 
     CHECK(entries(dir) == std::vector<std::string>{"backup.json"});
     ::chmod(dir.c_str(), 0755);
   }
+}
+
+TEST_CASE("export to a file syncs the file, then renames it into place and syncs its directory",
+          "[export][durability]") {
+  if (tfimm::test::run_process({"strace", "-V"}).exit_code != 0) {
+    WARN("strace is not installed: skipped");
+    return;
+  }
+  Tool tool;
+  tool.ok({"set", "resnet18", "/data/resnet18"});
+  const std::string dir = tool.make_dir("backup");
+  const std::string file = dir + "/registry.json";
+  const std::string trace = tool.path("trace");
+  const auto run = tfimm::test::run_process(
+      {"strace", "-f", "-qq", "-e", "trace=openat,fsync,fdatasync,rename,renameat,renameat2,close",
+       "-o", trace, TFIMM_TOOL, "--registry", tool.registry(), "export", file},
+      {},
+      // LeakSanitizer cannot run under ptrace (sanitizer builds).
+      {{"ASAN_OPTIONS", "detect_leaks=0"}});
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  // In order: an fsync of a file opened in `dir`, a rename onto `file`, an
+  // fsync of `dir` itself.
+  std::map<std::string, std::string> open_fds;  // fd -> path
+  int step = 0;
+  std::istringstream lines(read_file(trace));
+  for (std::string line; std::getline(lines, line);) {
+    const auto quote = line.find('"');
+    if (line.find("openat(") != std::string::npos && quote != std::string::npos) {
+      const auto end = line.find('"', quote + 1);
+      open_fds[line.substr(line.rfind("= ") + 2)] = line.substr(quote + 1, end - quote - 1);
+    } else if (const auto at = line.find("sync("); at != std::string::npos) {
+      const std::string synced = open_fds[line.substr(at + 5, line.find(')', at) - at - 5)];
+      if (step == 0 && synced.rfind(dir + "/", 0) == 0) step = 1;
+      if (step == 2 && synced == dir) step = 3;
+    } else if (line.find("rename") != std::string::npos &&
+               line.find("\"" + file + "\"") != std::string::npos && step == 1) {
+      step = 2;
+    }
+  }
+  INFO(read_file(trace));
+  CHECK(step == 3);
 }

@@ -16,7 +16,7 @@ namespace {
 
 const std::vector<std::string> kCommands = {
     "where", "set",  "clear",  "list",    "path",   "dir",    "set-dir", "unset-dir", "audit",
-    "prune", "lock", "unlock", "history", "export", "import", "migrate", "doctor"};
+    "prune", "lock", "unlock", "history", "export", "import", "migrate", "doctor",    "du"};
 
 }  // namespace
 
@@ -138,7 +138,9 @@ TEST_CASE("output in a pipe carries no colour or terminal control", "[cli][colou
                                         {"dir", "--show-origin"},
                                         {"doctor"},
                                         {"history"},
-                                        {"prune", "--dry-run"}}) {
+                                        {"prune", "--dry-run"},
+                                        {"du"},
+                                        {"du", "--json"}}) {
     INFO(Catch::Detail::stringify(args));
     auto r = tool.run(args);
     CHECK(r.exit_code <= 1);

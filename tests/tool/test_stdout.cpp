@@ -161,6 +161,8 @@ TEST_CASE("every command with stdout on /dev/full or closed exits 2 with one lin
       {{"audit"}, false},
       {{"audit", "--json"}, false},
       {{"migrate"}, false},
+      {{"du"}, false},
+      {{"du", "--json"}, false},
       {{"set", "vit", models}, true},
       {{"clear", "resnet18"}, true},
       {{"set-dir", models}, true},

@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "storage/sqlite/changes_table.hpp"
+#include "storage/sqlite/durability.hpp"
 #include "storage/sqlite/file_state.hpp"
 #include "tfimm/paths.hpp"
 
@@ -12,7 +13,8 @@ namespace tfimm::detail {
 // here, and is set up completely before it is used. Opens the file (as it is
 // on disk when `snapshot`), installs the busy handler and the tfimm_changes
 // table, refuses a foreign or newer file, makes every commit durable
-// (synchronous=FULL), migrates an older schema and sets the journal mode.
+// (synchronous=FULL, checked before any write; checkpoints only under the
+// write lock: durability.hpp), migrates an older schema and sets the journal mode.
 std::unique_ptr<SqliteStore::Connection> SqliteStore::connect(bool create, bool snapshot) {
   // Registry serialises every use of a connection (one mutex per Registry),
   // so SQLite's own per-connection mutex is redundant: without it each
@@ -27,6 +29,8 @@ std::unique_ptr<SqliteStore::Connection> SqliteStore::connect(bool create, bool 
   const int version = check_schema(*c);
   c->db.exec("PRAGMA synchronous=FULL");
   const bool read_only = sqlite3_db_readonly(c->db.getHandle(), "main") == 1;
+  prepare_connection(c->db, path_, !read_only && version < schema_version(), &Connection::on_busy,
+                     c.get());
   if (version < schema_version()) {
     migrate(*c, version);
     set_journal_mode(*c);

@@ -11,6 +11,7 @@
 #include "fs.hpp"
 #include "storage/fork.hpp"
 #include "storage/sqlite/connection.hpp"
+#include "storage/sqlite/durability.hpp"
 #include "storage/sqlite/file_state.hpp"
 #include "storage/sqlite/header.hpp"
 #include "storage/sqlite/inherited.hpp"
@@ -55,7 +56,7 @@ bool SqliteStore::open(bool create, bool for_write) {
   } else {
     std::error_code ec;
     const auto parent = std::filesystem::path(path_).parent_path();
-    std::filesystem::create_directories(parent, ec);
+    create_directories_durably(parent, ec);
     if (ec) {
       throw RegistryError(path_, "cannot create the directory " + parent.string() +
                                      " for registry " + path_ + ": " + ec.message() +
@@ -176,6 +177,7 @@ void SqliteStore::begin_write() {
     grown_ = conn_.get();
   }
   try {
+    require_durable(db, path_);
     db.exec("BEGIN IMMEDIATE");
   } catch (const std::exception& e) {
     fail(e, "start a write to");
