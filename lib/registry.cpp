@@ -118,19 +118,30 @@ std::optional<std::string> Registry::stored_dir() {
   return impl_->stored_dir();
 }
 
+namespace {
+
+// The WriteMode of a write that reads and changes only entry `name`.
+detail::WriteMode one_entry(const std::string& name, Missing missing = Missing::ExistingOnly) {
+  detail::WriteMode mode{missing};
+  mode.only_name = &name;
+  return mode;
+}
+
+}  // namespace
+
 void Registry::set_model_cache(const std::string& name, const std::string& path) {
   check_name(name);
   const auto normal = normalize_path(path);
   Lock lock(impl_->mutex);
-  impl_->store->write([&](Writer& w) { impl_->set_model(w, name, normal); }, {});
+  impl_->store->write([&](Writer& w) { impl_->set_model(w, name, normal); },
+                      one_entry(name, Missing::Create));
 }
 
 bool Registry::clear_model_cache(const std::string& name) {
   check_name(name);
   Lock lock(impl_->mutex);
   bool removed = false;
-  impl_->store->write([&](Writer& w) { removed = impl_->clear_model(w, name); },
-                      {Missing::ExistingOnly});
+  impl_->store->write([&](Writer& w) { removed = impl_->clear_model(w, name); }, one_entry(name));
   return removed;
 }
 
@@ -237,7 +248,7 @@ void Registry::lock(const std::string& name, const std::string& reason) {
         w.set_lock(name, true, reason);
         w.add_history("lock", name, current->path, current->path, detail::now_ms());
       },
-      {Missing::ExistingOnly});
+      one_entry(name));
   if (!exists) throw missing();
 }
 
@@ -258,7 +269,7 @@ bool Registry::unlock(const std::string& name) {
         w.set_lock(name, false, "");
         w.add_history("unlock", name, current->path, current->path, detail::now_ms());
       },
-      {Missing::ExistingOnly});
+      one_entry(name));
   if (!exists) throw missing();
   return was_locked;
 }

@@ -107,6 +107,10 @@ struct WriteMode {
   // The body changes many entries: the backend may prepare for a large
   // transaction.
   bool bulk = false;
+  // The body reads and changes only this entry (and adds its history rows),
+  // nothing else: a backend that locks per entry lets writers to other
+  // entries run at the same time. Null: the body may touch anything.
+  const std::string* only_name = nullptr;
 };
 
 class Store {

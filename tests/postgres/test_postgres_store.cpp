@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
@@ -272,6 +274,50 @@ TEST_CASE("a writer holding the registry longer than the busy timeout gives Regi
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(reg.list_cached_models() == std::vector<std::string>{"a", "held"});
+}
+
+TEST_CASE(
+    "a writer of one entry holds only that entry: writers of others go on, whole-registry writes "
+    "wait",
+    "[postgresql][busy]") {
+  PgSchema schema;
+  Registry reg(schema.location(), RegistryOptions{std::chrono::milliseconds(300)});
+  reg.set_model_cache("x", "/x");
+  // Another session in the middle of a write of entry x, holding the locks
+  // such a write takes (lib/storage/postgres/postgres_store.cpp).
+  PGconn* other = PQconnectdb(test::postgres_url().c_str());
+  REQUIRE(PQstatus(other) == CONNECTION_OK);
+  const std::string registry_key = "tfimm_cache write " + schema.name();
+  const char* values[] = {registry_key.c_str(), "x"};
+  const auto exec = [&](const char* sql, int n) {
+    PGresult* r = PQexecParams(other, sql, n, nullptr, n ? values : nullptr, nullptr, nullptr, 0);
+    const auto status = PQresultStatus(r);
+    PQclear(r);
+    return status;
+  };
+  REQUIRE(exec("BEGIN", 0) == PGRES_COMMAND_OK);
+  REQUIRE(exec("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0)), "
+               "pg_advisory_xact_lock(hashtextextended($1 || ' entry ' || "
+               "encode(convert_to($2, 'UTF8'), 'hex'), 0))",
+               2) == PGRES_TUPLES_OK);
+
+  // Other entries are written at once.
+  reg.set_model_cache("y", "/y");
+  reg.lock("y", "pinned");
+  CHECK(reg.clear_model_cache("y"));
+  // The same entry waits for the busy timeout, as do writes that may touch
+  // anything; the other write's entry is unchanged.
+  CHECK_THROWS_AS(reg.set_model_cache("x", "/x2"), RegistryBusy);
+  CHECK_THROWS_AS(reg.clear_model_cache("x"), RegistryBusy);
+  CHECK_THROWS_AS(reg.transaction([](Transaction& tx) { tx.set_model_cache("z", "/z"); }),
+                  RegistryBusy);
+  CHECK_THROWS_AS(reg.set_dir("/cache"), RegistryBusy);
+  CHECK(reg.cached_model_path("x") == "/x");
+
+  REQUIRE(exec("COMMIT", 0) == PGRES_COMMAND_OK);
+  PQfinish(other);
+  reg.set_model_cache("x", "/x2");
+  CHECK(reg.cached_model_path("x") == "/x2");
 }
 
 TEST_CASE("a child after fork() connects anew and the parent's connection keeps working",

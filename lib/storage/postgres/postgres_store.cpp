@@ -238,14 +238,26 @@ bool PostgresStore::read(const std::function<void(Reader&)>& body, Consistency c
   return true;
 }
 
-void PostgresStore::begin_write() {
+void PostgresStore::begin_write(const std::string* only_name) {
   auto& c = *conn_;
+  const std::string registry_key = "tfimm_cache write " + schema_;
   try {
     c.run("BEGIN");
-    // The registry's write lock, for the whole transaction; waited for up
-    // to lock_timeout (the busy timeout), then 55P03: RegistryBusy.
-    c.exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-           Params().bytes("tfimm_cache write " + schema_, Type::Text));
+    // Locks held for the whole transaction, each waited for up to
+    // lock_timeout (the busy timeout), then 55P03: RegistryBusy. A write of
+    // one entry shares the registry's lock and takes the entry's own, so
+    // that writers of different entries commit at the same time and two
+    // writers of one entry still queue (each history row names the path it
+    // replaced); any other write takes the registry's lock alone.
+    if (only_name != nullptr) {
+      c.exec(
+          "SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0)), "
+          "pg_advisory_xact_lock(hashtextextended($1 || ' entry ' || encode($2, 'hex'), 0))",
+          Params().bytes(registry_key, Type::Text).bytes(*only_name, Type::Bytea));
+    } else {
+      c.exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+             Params().bytes(registry_key, Type::Text));
+    }
   } catch (const pq::Error& e) {
     c.rollback_quietly();
     fail(e, "start a write to");
@@ -274,8 +286,9 @@ bool PostgresStore::commit_write(const std::function<void(Writer&)>& body, Write
   }
   const bool exists = open(false);
   if (!exists && mode.missing == WriteMode::Missing::ExistingOnly) return false;
+  only_name_ = mode.only_name;
   if (exists) {
-    begin_write();
+    begin_write(only_name_);
   } else {
     absent_ = Absent{};
   }
@@ -327,12 +340,17 @@ void PostgresStore::materialize() {
   const Absent absent = *absent_;
   absent_.reset();
   open(true);
-  begin_write();
+  begin_write(only_name_);
   if (!absent.read) return;
   // What the body read before this point was an empty registry; if another
   // process created it and wrote to it meanwhile, those reads are out of date.
+  // A body of one entry read only that entry.
   try {
-    auto r = conn_->exec("SELECT EXISTS(SELECT 1 FROM models) OR EXISTS(SELECT 1 FROM settings)");
+    auto r =
+        only_name_ != nullptr
+            ? conn_->exec("SELECT EXISTS(SELECT 1 FROM models WHERE name = $1)",
+                          Params().bytes(*only_name_))
+            : conn_->exec("SELECT EXISTS(SELECT 1 FROM models) OR EXISTS(SELECT 1 FROM settings)");
     if (r.boolean(0, 0)) {
       throw RegistryBusy(display_, "registry " + display_ +
                                        " was created by another process while this change "

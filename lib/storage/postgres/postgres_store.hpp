@@ -90,7 +90,7 @@ class PostgresStore final : public Store, private Writer {
   };
   Version read_version(pq::Connection& c);
   void migrate(pq::Connection& c, int from);
-  void begin_write();
+  void begin_write(const std::string* only_name);
   void commit();
   bool read_absent();
   void materialize();
@@ -105,8 +105,9 @@ class PostgresStore final : public Store, private Writer {
   std::chrono::milliseconds busy_timeout_;
   std::unique_ptr<pq::Connection> conn_;
   unsigned long owner_fork_ = 0;
-  bool checked_ = false;  // the schema was checked on conn_
-  int depth_ = 0;         // write() nesting
+  bool checked_ = false;                    // the schema was checked on conn_
+  int depth_ = 0;                           // write() nesting
+  const std::string* only_name_ = nullptr;  // WriteMode::only_name of the write in progress
   // Inside a write() to a registry that did not exist when it began:
   // whether the body has read the empty registry before its first change.
   struct Absent {
