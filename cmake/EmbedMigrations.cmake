@@ -1,9 +1,13 @@
 # Writes a C++ header holding every migrations/<backend>/NNN_*.sql file as a raw string,
 # so the program never reads the source tree at run time.
-#   cmake -DOUT=<header> -DDIR=<migrations dir> -P EmbedMigrations.cmake
+#   cmake -DOUT=<header> -DDIR=<migrations dir> [-DNAMESPACE=<ns>] -P EmbedMigrations.cmake
+# (each backend's migrations in a namespace of their own; tfimm::detail by default)
+if(NOT NAMESPACE)
+  set(NAMESPACE "tfimm::detail")
+endif()
 set(body "// Generated from migrations/<backend>/*.sql by cmake/EmbedMigrations.cmake.\n")
 string(APPEND body "#pragma once\n#include <array>\n#include <string_view>\n\n")
-string(APPEND body "namespace tfimm::detail {\n\nstruct Migration {\n")
+string(APPEND body "namespace ${NAMESPACE} {\n\nstruct Migration {\n")
 string(APPEND body "  int version;\n  std::string_view name;\n  std::string_view sql;\n};\n\n")
 file(GLOB SQL_FILES "${DIR}/[0-9][0-9][0-9]_*.sql")
 list(SORT SQL_FILES)
@@ -28,7 +32,7 @@ foreach(file IN LISTS SQL_FILES)
   math(EXPR count "${count} + 1")
 endforeach()
 string(APPEND body "inline constexpr std::array<Migration, ${count}> kMigrations{{\n${entries}}};\n\n")
-string(APPEND body "}  // namespace tfimm::detail\n")
+string(APPEND body "}  // namespace ${NAMESPACE}\n")
 file(WRITE "${OUT}.tmp" "${body}")
 file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)
 file(REMOVE "${OUT}.tmp")

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "quote.hpp"
+#include "storage/store.hpp"
 #include "tfimm/errors.hpp"
 #include "tfimm/paths.hpp"
 
@@ -123,7 +124,14 @@ std::string cache_dir_path(const std::optional<std::string>& stored) {
 
 }  // namespace detail
 
+bool is_server_location(const std::string& location) noexcept {
+  return detail::names_server(location);
+}
+
 RegistryLocation default_registry_location() {
+  if (auto value = detail::env_value("TFIMM_REGISTRY"); value && detail::names_server(*value)) {
+    return {*std::move(value), RegistrySource::EnvRegistry, {}};
+  }
   if (auto file = detail::own_path("TFIMM_REGISTRY")) {
     std::vector<IgnoredVariable> ignored;
     detail::note_home(*detail::env_value("TFIMM_REGISTRY"), ignored);

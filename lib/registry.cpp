@@ -82,8 +82,10 @@ Registry::Registry(RegistryOptions options)
     : impl_(std::make_unique<Impl>(default_registry_location(), options)) {}
 
 Registry::Registry(const std::string& path, RegistryOptions options)
-    : impl_(std::make_unique<Impl>(RegistryLocation{normalize_path(path), RegistrySource::Explicit},
-                                   options)) {}
+    : impl_(std::make_unique<Impl>(
+          RegistryLocation{detail::names_server(path) ? path : normalize_path(path),
+                           RegistrySource::Explicit},
+          options)) {}
 
 Registry::~Registry() = default;
 Registry::Registry(Registry&&) noexcept = default;
@@ -116,19 +118,30 @@ std::optional<std::string> Registry::stored_dir() {
   return impl_->stored_dir();
 }
 
+namespace {
+
+// The WriteMode of a write that reads and changes only entry `name`.
+detail::WriteMode one_entry(const std::string& name, Missing missing = Missing::ExistingOnly) {
+  detail::WriteMode mode{missing};
+  mode.only_name = &name;
+  return mode;
+}
+
+}  // namespace
+
 void Registry::set_model_cache(const std::string& name, const std::string& path) {
   check_name(name);
   const auto normal = normalize_path(path);
   Lock lock(impl_->mutex);
-  impl_->store->write([&](Writer& w) { impl_->set_model(w, name, normal); }, {});
+  impl_->store->write([&](Writer& w) { impl_->set_model(w, name, normal); },
+                      one_entry(name, Missing::Create));
 }
 
 bool Registry::clear_model_cache(const std::string& name) {
   check_name(name);
   Lock lock(impl_->mutex);
   bool removed = false;
-  impl_->store->write([&](Writer& w) { removed = impl_->clear_model(w, name); },
-                      {Missing::ExistingOnly});
+  impl_->store->write([&](Writer& w) { removed = impl_->clear_model(w, name); }, one_entry(name));
   return removed;
 }
 
@@ -235,7 +248,7 @@ void Registry::lock(const std::string& name, const std::string& reason) {
         w.set_lock(name, true, reason);
         w.add_history("lock", name, current->path, current->path, detail::now_ms());
       },
-      {Missing::ExistingOnly});
+      one_entry(name));
   if (!exists) throw missing();
 }
 
@@ -256,7 +269,7 @@ bool Registry::unlock(const std::string& name) {
         w.set_lock(name, false, "");
         w.add_history("unlock", name, current->path, current->path, detail::now_ms());
       },
-      {Missing::ExistingOnly});
+      one_entry(name));
   if (!exists) throw missing();
   return was_locked;
 }
@@ -274,6 +287,7 @@ Diagnosis Registry::diagnose() {
   Lock lock(impl_->mutex);
   Diagnosis d;
   d.path = impl_->store->display_name();
+  d.latest_schema = schema_version();  // a backend with a numbering of its own sets its own
   std::optional<std::string> stored;
   impl_->store->diagnose(d, [&](detail::Reader& r) { stored = r.setting(detail::kCacheDirKey); });
   d.cache_dir = detail::resolve_cache_dir(stored);
@@ -289,6 +303,11 @@ Diagnosis Registry::diagnose() {
                          to_string(d.cache_dir_status));
   }
   return d;
+}
+
+MigrationStatus Registry::migration_status() {
+  Lock lock(impl_->mutex);
+  return impl_->store->migration_status();
 }
 
 // -- Transaction --------------------------------------------------------------
@@ -335,12 +354,13 @@ std::vector<std::string> Transaction::list_cached_models() {
 }
 
 MigrationStatus migration_status(const std::string& path) {
-  const auto normal = normalize_path(path);
+  const auto normal = detail::names_server(path) ? path : normalize_path(path);
   // A call like any Registry's, so that fork() waits for it too: a thread
   // inside SQLite at fork() may hold one of SQLite's process-wide mutexes,
   // and the child would hang on it. Never destroyed: it may be called while
   // static objects are destroyed.
-  static detail::CallMutex* const calls = new detail::CallMutex(normal, [] {});
+  static detail::CallMutex* const calls =
+      new detail::CallMutex(detail::shown_location(normal), [] {});
   Lock lock(*calls);
   return detail::open_store(normal, std::chrono::milliseconds(5000))->migration_status();
 }

@@ -12,12 +12,16 @@ namespace tfimm {
 
 struct Registry::Impl {
   Impl(RegistryLocation where, RegistryOptions options)
-      : location(std::move(where)),
+      : address(where.path),
+        location(shown(std::move(where))),
         busy_timeout(options.busy_timeout),
         mutex(location.path, [this] { forget_store(); }),
-        store(detail::open_store(location.path, busy_timeout)),
+        store(detail::open_store(address, busy_timeout)),
         transaction(*this) {}
 
+  // Where the store is, as given (a server URI keeps its password here, and
+  // only here); `location.path` is what may be shown.
+  std::string address;
   RegistryLocation location;
   std::chrono::milliseconds busy_timeout;
   detail::CallMutex mutex;  // one connection, calls serialised (see call_lock.hpp)
@@ -33,9 +37,14 @@ struct Registry::Impl {
   // A child after fork(), where the thread that held this registry does not
   // exist: its connection and pending state belong to the parent.
   void forget_store() noexcept {
-    store = detail::open_store(location.path, busy_timeout);
+    store = detail::open_store(address, busy_timeout);
     writer = nullptr;
     pending.clear();
+  }
+
+  static RegistryLocation shown(RegistryLocation where) {
+    where.path = detail::shown_location(where.path);
+    return where;
   }
 
   // Writes the pending sets of a transaction() body and empties the batch:

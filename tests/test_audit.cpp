@@ -36,7 +36,7 @@ tfimm::Timestamp now_ms() {
 // locked. not_a_directory and not_accessible have tests of their own.
 struct Fixture {
   t::TestContext ctx;
-  std::string file = ctx.path("registry.db");
+  std::string file = t::registry_location(ctx);
   tfimm::Registry reg{file};
 
   Fixture() {
@@ -84,7 +84,7 @@ std::vector<std::string> names(const std::vector<tfimm::PruneItem>& items) {
 }  // namespace
 
 TEST_CASE("audit reports the state of every registered path and of the cache directory",
-          "[audit]") {
+          "[audit][conformance]") {
   Fixture f;
   f.reg.set_model_cache("under-file", f.ctx.path("w/file.h5/sub"));
   auto report = f.reg.audit();
@@ -139,7 +139,7 @@ TEST_CASE("audit reports the state of every registered path and of the cache dir
   }
 }
 
-TEST_CASE("audit reports progress on the calling thread up to the total", "[audit]") {
+TEST_CASE("audit reports progress on the calling thread up to the total", "[audit][conformance]") {
   Fixture f;
   std::vector<std::pair<std::size_t, std::size_t>> calls;
   const auto caller = std::this_thread::get_id();
@@ -160,7 +160,8 @@ TEST_CASE("audit reports progress on the calling thread up to the total", "[audi
   }
 }
 
-TEST_CASE("audit records when a path was first found missing and clears it when found", "[audit]") {
+TEST_CASE("audit records when a path was first found missing and clears it when found",
+          "[audit][conformance]") {
   Fixture f;
   const auto before = now_ms();
   f.reg.audit();
@@ -235,7 +236,7 @@ TEST_CASE("a path behind an unreadable directory is not accessible, not stale", 
 }
 
 TEST_CASE("prune forgets missing and dangling entries, keeps locked ones, deletes no file",
-          "[audit]") {
+          "[audit][conformance]") {
   Fixture f;
   const auto history_before = f.reg.history().size();
   auto report = f.reg.prune();
@@ -269,7 +270,7 @@ TEST_CASE("prune forgets missing and dangling entries, keeps locked ones, delete
 }
 
 TEST_CASE("an entry whose path lies below a file is stale: it cannot exist, so prune forgets it",
-          "[audit]") {
+          "[audit][conformance]") {
   Fixture f;
   f.reg.set_model_cache("under-file", f.ctx.path("w/file.h5/sub"));
   auto report = f.reg.audit();
@@ -282,7 +283,7 @@ TEST_CASE("an entry whose path lies below a file is stale: it cannot exist, so p
   f.check_disk_untouched();
 }
 
-TEST_CASE("a dry-run prune reports the same entries and forgets nothing", "[audit]") {
+TEST_CASE("a dry-run prune reports the same entries and forgets nothing", "[audit][conformance]") {
   Fixture f;
   const auto before = f.reg.list_cached_models();
   const auto history_before = f.reg.history().size();
@@ -334,7 +335,7 @@ TEST_CASE("prune with expire forgets only entries missing for at least that long
   }
 }
 
-TEST_CASE("an entry re-registered while prune checks paths is kept", "[audit]") {
+TEST_CASE("an entry re-registered while prune checks paths is kept", "[audit][conformance]") {
   Fixture f;
   t::make_dirs(f.ctx.path("w/restored"));
   bool reregistered = false;
@@ -451,7 +452,7 @@ TEST_CASE(
   CHECK(reg.entries().size() == kShareModels.size() + failing.size() + 8);
 }
 
-TEST_CASE("check_entries reports what audit reports and records nothing", "[audit]") {
+TEST_CASE("check_entries reports what audit reports and records nothing", "[audit][conformance]") {
   Fixture f;
   const auto history = f.reg.history().size();
   const auto checked = f.reg.check_entries();
@@ -475,7 +476,7 @@ TEST_CASE("check_entries reports what audit reports and records nothing", "[audi
 }
 
 TEST_CASE("every way of registering a name again clears when its path was found missing",
-          "[audit]") {
+          "[audit][conformance]") {
   Fixture f;
   f.reg.audit();
   REQUIRE(f.reg.entry("missing")->missing_since);

@@ -112,9 +112,10 @@ TEST_CASE("an explicit registry file is normalised and reported as explicit", "[
   }
 }
 
-TEST_CASE("setting a name again replaces its path and keeps its creation time", "[registry]") {
+TEST_CASE("setting a name again replaces its path and keeps its creation time",
+          "[registry][conformance]") {
   t::TestContext ctx;
-  Registry reg(ctx.path("registry.db"));
+  Registry reg(t::registry_location(ctx));
   auto before = now_ms();
   reg.set_model_cache("resnet18", "/data/one");
   auto first = reg.entry("resnet18");
@@ -138,9 +139,9 @@ TEST_CASE("setting a name again replaces its path and keeps its creation time", 
 }
 
 TEST_CASE("clearing forgets the entry, never the files, and is fine when there is none",
-          "[registry]") {
+          "[registry][conformance]") {
   t::TestContext ctx;
-  Registry reg(ctx.path("registry.db"));
+  Registry reg(t::registry_location(ctx));
   t::make_dirs(ctx.path("weights/resnet18"));
   t::write_file(ctx.path("weights/resnet18/model.h5"), "weights");
   reg.set_model_cache("resnet18", ctx.path("weights/resnet18"));
@@ -157,9 +158,9 @@ TEST_CASE("clearing forgets the entry, never the files, and is fine when there i
   CHECK(reg.list_cached_models() == std::vector<std::string>{"vit"});
 }
 
-TEST_CASE("names and entries are listed sorted by name", "[registry]") {
+TEST_CASE("names and entries are listed sorted by name", "[registry][conformance]") {
   t::TestContext ctx;
-  Registry reg(ctx.path("registry.db"));
+  Registry reg(t::registry_location(ctx));
   std::vector<std::string> names = {"vit", "resnet18", "Zeta", "modèle", "a.b", "a-b", "a_b"};
   for (const auto& name : names) reg.set_model_cache(name, "/data/" + name);
   std::sort(names.begin(), names.end());
@@ -173,10 +174,10 @@ TEST_CASE("names and entries are listed sorted by name", "[registry]") {
 }
 
 TEST_CASE("cached_model_path falls back to <cache dir>/<name> only when that exists",
-          "[registry]") {
+          "[registry][conformance]") {
   t::TestContext ctx;
   ctx.env().set("TFIMM_HOME", ctx.path("cache"));
-  Registry reg(ctx.path("registry.db"));
+  Registry reg(t::registry_location(ctx));
 
   SECTION("nothing registered and nothing on disk: no path") {
     CHECK_FALSE(reg.cached_model_path("resnet18"));
@@ -249,10 +250,11 @@ TEST_CASE("a fallback lookup follows every change of the cache directory setting
   }
 }
 
-TEST_CASE("resolve explains where a path comes from and what it shadows", "[registry]") {
+TEST_CASE("resolve explains where a path comes from and what it shadows",
+          "[registry][conformance]") {
   t::TestContext ctx;
   ctx.env().set("TFIMM_HOME", ctx.path("cache"));
-  Registry reg(ctx.path("registry.db"));
+  Registry reg(t::registry_location(ctx));
   t::make_dirs(ctx.path("cache/resnet18"));
   t::make_dirs(ctx.path("cache/vit"));
   t::make_dirs(ctx.path("w/vit"));
@@ -368,9 +370,9 @@ TEST_CASE("a refused name or path changes nothing", "[registry]") {
   }
 }
 
-TEST_CASE("entries persist across Registry instances", "[registry]") {
+TEST_CASE("entries persist across Registry instances", "[registry][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   std::string before;
   {
     Registry reg(file);
@@ -384,23 +386,24 @@ TEST_CASE("entries persist across Registry instances", "[registry]") {
   CHECK(reg.cached_model_path("vit") == "/data/vit");
 }
 
-TEST_CASE("a Registry can be moved and keeps working", "[registry]") {
+TEST_CASE("a Registry can be moved and keeps working", "[registry][conformance]") {
   t::TestContext ctx;
-  Registry a(ctx.path("registry.db"));
+  const std::string location = t::registry_location(ctx);
+  Registry a(location);
   a.set_model_cache("resnet18", "/data/resnet18");
   Registry b(std::move(a));
-  CHECK(b.path() == ctx.path("registry.db"));
+  CHECK(b.path() == location);
   CHECK(b.cached_model_path("resnet18") == "/data/resnet18");
   Registry c(ctx.path("other.db"));
   c = std::move(b);
-  CHECK(c.path() == ctx.path("registry.db"));
+  CHECK(c.path() == location);
   c.set_model_cache("vit", "/data/vit");
   CHECK(c.list_cached_models() == std::vector<std::string>{"resnet18", "vit"});
 }
 
-TEST_CASE("changes are visible to other processes and theirs to us", "[registry]") {
+TEST_CASE("changes are visible to other processes and theirs to us", "[registry][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   Registry reg(file);
   reg.set_model_cache("resnet18", "/data/resnet18");
 
@@ -430,9 +433,9 @@ TEST_CASE("changes are visible to other processes and theirs to us", "[registry]
 }
 
 TEST_CASE("a Registry used before fork() works in the child and still in the parent",
-          "[registry]") {
+          "[registry][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   Registry reg(file);
   reg.set_model_cache("parent", "/data/parent");
 
@@ -463,9 +466,9 @@ TEST_CASE("a Registry used before fork() works in the child and still in the par
         std::vector<std::string>{"after", "child", "other", "parent"});
 }
 
-TEST_CASE("several threads can write through one or several instances", "[registry]") {
+TEST_CASE("several threads can write through one or several instances", "[registry][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   Registry shared(file);
   std::vector<std::thread> threads;
   std::vector<std::string> errors(6);
@@ -490,9 +493,9 @@ TEST_CASE("several threads can write through one or several instances", "[regist
   CHECK(shared.entries().size() == 90);
 }
 
-TEST_CASE("operations in a transaction commit together", "[registry]") {
+TEST_CASE("operations in a transaction commit together", "[registry][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   Registry reg(file);
   reg.set_model_cache("old", "/data/old");
 
@@ -527,9 +530,10 @@ TEST_CASE("operations in a transaction commit together", "[registry]") {
 
 // Sets in a transaction are written together, later (a WriteBatch); what
 // anything reads or writes in between must still see them in call order.
-TEST_CASE("sets in a transaction keep their order against everything else", "[registry]") {
+TEST_CASE("sets in a transaction keep their order against everything else",
+          "[registry][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   Registry reg(file);
   reg.set_model_cache("vit", "/data/vit0");
   const auto before = reg.history().size();
@@ -580,9 +584,10 @@ TEST_CASE("sets in a transaction keep their order against everything else", "[re
   }
 }
 
-TEST_CASE("a transaction of more sets than are held back at once writes them all", "[registry]") {
+TEST_CASE("a transaction of more sets than are held back at once writes them all",
+          "[registry][conformance]") {
   t::TestContext ctx;
-  Registry reg(ctx.path("registry.db"));
+  Registry reg(t::registry_location(ctx));
   const int count = 65536 + 3;  // past the size of a WriteBatch
   reg.transaction([&](tfimm::Transaction& tx) {
     for (int i = 0; i < count; ++i) {
@@ -600,9 +605,10 @@ TEST_CASE("a transaction of more sets than are held back at once writes them all
   CHECK(reg.history({}, 1000000).size() == static_cast<std::size_t>(count) + 1);
 }
 
-TEST_CASE("an exception inside a transaction rolls everything back and propagates", "[registry]") {
+TEST_CASE("an exception inside a transaction rolls everything back and propagates",
+          "[registry][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   Registry reg(file);
   reg.set_model_cache("keep", "/data/keep");
   reg.set_dir("/srv/cache");
@@ -648,9 +654,10 @@ TEST_CASE("an exception inside a transaction rolls everything back and propagate
   CHECK(fresh.cached_model_path("after") == "/data/after");
 }
 
-TEST_CASE("locking marks an entry and records why, and unknown names are refused", "[registry]") {
+TEST_CASE("locking marks an entry and records why, and unknown names are refused",
+          "[registry][conformance]") {
   t::TestContext ctx;
-  Registry reg(ctx.path("registry.db"));
+  Registry reg(t::registry_location(ctx));
   reg.set_model_cache("resnet18", "/data/resnet18");
 
   reg.lock("resnet18", "used by the paper");
@@ -671,9 +678,9 @@ TEST_CASE("locking marks an entry and records why, and unknown names are refused
   CHECK_FALSE(reg.entry("vit"));
 }
 
-TEST_CASE("the history records every change with who, where and when", "[registry]") {
+TEST_CASE("the history records every change with who, where and when", "[registry][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   Registry reg(file);
   const auto start = now_ms();
   reg.set_model_cache("resnet18", "/data/a");
@@ -790,9 +797,9 @@ TEST_CASE("SQL-hostile names and paths round-trip byte for byte", "[registry]") 
 }
 
 TEST_CASE("locking again with the same reason or storing the same cache directory records nothing",
-          "[registry][no-op]") {
+          "[registry][no-op][conformance]") {
   t::TestContext ctx;
-  tfimm::Registry reg(ctx.path("registry.db"));
+  tfimm::Registry reg(t::registry_location(ctx));
   reg.set_model_cache("resnet18", "/data/resnet18");
   reg.lock("resnet18", "pinned");
   reg.set_dir("/data/cache");

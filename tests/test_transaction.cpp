@@ -98,9 +98,9 @@ std::string contents(const std::string& file) {
 }  // namespace
 
 TEST_CASE("every Registry member called inside its own transaction body is refused by name",
-          "[transaction]") {
+          "[transaction][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   Registry reg(file);
   reg.set_model_cache("vit", "/data/vit");
   reg.set_dir(ctx.path("cache"));
@@ -129,9 +129,9 @@ TEST_CASE("every Registry member called inside its own transaction body is refus
 }
 
 TEST_CASE("a write refused inside a body that then throws was never reported durable",
-          "[transaction]") {
+          "[transaction][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   Registry reg(file);
   reg.set_model_cache("vit", "/data/vit");
   const auto before = contents(file);
@@ -156,9 +156,10 @@ TEST_CASE("a write refused inside a body that then throws was never reported dur
   CHECK(reg.list_cached_models() == std::vector<std::string>{"after", "vit"});
 }
 
-TEST_CASE("a nested transaction is refused and the outer one still commits", "[transaction]") {
+TEST_CASE("a nested transaction is refused and the outer one still commits",
+          "[transaction][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   Registry reg(file);
   reg.transaction([&](Transaction& outer) {
     outer.set_model_cache("outer", "/data/outer");
@@ -170,9 +171,9 @@ TEST_CASE("a nested transaction is refused and the outer one still commits", "[t
 }
 
 TEST_CASE("a Transaction kept past its body is refused with a clear error, not a crash",
-          "[transaction]") {
+          "[transaction][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   Registry reg(file);
   reg.set_model_cache("vit", "/data/vit");
   Transaction* kept = nullptr;
@@ -196,9 +197,10 @@ TEST_CASE("a Transaction kept past its body is refused with a clear error, not a
   CHECK(contents(file) == before);
 }
 
-TEST_CASE("a Transaction used by another thread during its body is refused", "[transaction]") {
+TEST_CASE("a Transaction used by another thread during its body is refused",
+          "[transaction][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   Registry reg(file);
   std::string message;
   reg.transaction([&](Transaction& tx) {
@@ -212,9 +214,9 @@ TEST_CASE("a Transaction used by another thread during its body is refused", "[t
 }
 
 TEST_CASE("another thread calling the Registry during a transaction waits for it to end",
-          "[transaction]") {
+          "[transaction][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   Registry reg(file);
   reg.set_model_cache("vit", "/data/vit0");
   std::atomic<bool> started{false};
@@ -241,9 +243,10 @@ TEST_CASE("another thread calling the Registry during a transaction waits for it
   CHECK(reg.list_cached_models() == std::vector<std::string>{"late", "vit"});
 }
 
-TEST_CASE("reads through the Transaction see its own uncommitted changes", "[transaction]") {
+TEST_CASE("reads through the Transaction see its own uncommitted changes",
+          "[transaction][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   Registry reg(file);
   reg.set_model_cache("vit", "/data/vit0");
   reg.transaction([&](Transaction& tx) {

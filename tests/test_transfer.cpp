@@ -221,9 +221,10 @@ TEST_CASE("a malformed export is refused as InvalidInput naming the problem", "[
   }
 }
 
-TEST_CASE("a registry exported and imported elsewhere has the same contents", "[transfer]") {
+TEST_CASE("a registry exported and imported elsewhere has the same contents",
+          "[transfer][conformance]") {
   t::TestContext ctx;
-  tfimm::Registry source(ctx.path("a.db"));
+  tfimm::Registry source(t::registry_location(ctx, "a.db"));
   source.set_model_cache("resnet18", "/data/w/resnet18");
   source.set_model_cache("vit", "/data/w/vit");
   source.lock("vit", "keep");
@@ -235,7 +236,7 @@ TEST_CASE("a registry exported and imported elsewhere has the same contents", "[
   CHECK(snap.models[1].lock_reason == "keep");
   CHECK(snap.cache_dir == "/srv/tfimm");
 
-  tfimm::Registry target(ctx.path("b.db"));
+  tfimm::Registry target(t::registry_location(ctx, "b.db"));
   auto report = target.import(tfimm::parse_snapshot(tfimm::to_json(snap)));
   CHECK(report.added == 2);
   CHECK(report.changed == 0);
@@ -325,9 +326,9 @@ TEST_CASE("an import with one bad record changes nothing", "[transfer]") {
   CHECK(t::read_file(file) == bytes);
 }
 
-TEST_CASE("replace makes the registry equal to the snapshot", "[transfer]") {
+TEST_CASE("replace makes the registry equal to the snapshot", "[transfer][conformance]") {
   t::TestContext ctx;
-  tfimm::Registry reg(ctx.path("registry.db"));
+  tfimm::Registry reg(t::registry_location(ctx));
   reg.set_model_cache("a", "/data/a");
   reg.set_model_cache("b", "/data/b");
   reg.set_model_cache("c", "/data/c");
@@ -382,9 +383,10 @@ TEST_CASE("rewrites move path prefixes, whole components only, first match wins"
   }
 }
 
-TEST_CASE("a dry-run import reports what would change and changes nothing", "[transfer]") {
+TEST_CASE("a dry-run import reports what would change and changes nothing",
+          "[transfer][conformance]") {
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   tfimm::Registry reg(file);
   reg.set_model_cache("a", "/data/a");
   reg.set_model_cache("b", "/data/b");
@@ -406,7 +408,8 @@ TEST_CASE("a dry-run import reports what would change and changes nothing", "[tr
   CHECK(reg.history().size() == 2);
 }
 
-TEST_CASE("paths that are not valid UTF-8 survive export and import byte for byte", "[transfer]") {
+TEST_CASE("paths that are not valid UTF-8 survive export and import byte for byte",
+          "[transfer][conformance]") {
   t::TestContext ctx;
   const std::string odd_path = "/data/\xff\xfe/w\x80";
   Snapshot s;
@@ -419,7 +422,7 @@ TEST_CASE("paths that are not valid UTF-8 survive export and import byte for byt
   CHECK_FALSE(doc["models"][0].contains("path"));
   CHECK(doc.contains("cache_dir_hex"));
 
-  tfimm::Registry reg(ctx.path("registry.db"));
+  tfimm::Registry reg(t::registry_location(ctx));
   reg.import(tfimm::parse_snapshot(text));
   CHECK(reg.entry("latin1")->path == odd_path);
   CHECK(reg.stored_dir() == std::optional<std::string>("/srv/\xe9t\xe9"));
@@ -467,9 +470,9 @@ TEST_CASE(
 }
 
 TEST_CASE("a merge import keeps a lock the file does not have, and reports that it kept it",
-          "[transfer][import][locks]") {
+          "[transfer][import][locks][conformance]") {
   t::TestContext ctx;
-  tfimm::Registry reg(ctx.path("registry.db"));
+  tfimm::Registry reg(t::registry_location(ctx));
   reg.set_model_cache("a", "/data/a");
   reg.lock("a", "mine");
   Snapshot s;
@@ -487,9 +490,9 @@ TEST_CASE("a merge import keeps a lock the file does not have, and reports that 
 }
 
 TEST_CASE("a merge import with another lock reason changes it, reports and records it",
-          "[transfer][import][locks]") {
+          "[transfer][import][locks][conformance]") {
   t::TestContext ctx;
-  tfimm::Registry reg(ctx.path("registry.db"));
+  tfimm::Registry reg(t::registry_location(ctx));
   reg.set_model_cache("a", "/data/a");
   reg.lock("a", "old reason");
   Snapshot s;
@@ -511,9 +514,10 @@ TEST_CASE("a merge import with another lock reason changes it, reports and recor
   }
 }
 
-TEST_CASE("a new locked entry is recorded as imported, then locked", "[transfer][import][locks]") {
+TEST_CASE("a new locked entry is recorded as imported, then locked",
+          "[transfer][import][locks][conformance]") {
   t::TestContext ctx;
-  tfimm::Registry reg(ctx.path("registry.db"));
+  tfimm::Registry reg(t::registry_location(ctx));
   Snapshot s;
   s.models = {model("a", "/data/a", true, "keep"), model("b", "/data/b")};
   const auto report = reg.import(s);
@@ -524,11 +528,11 @@ TEST_CASE("a new locked entry is recorded as imported, then locked", "[transfer]
 }
 
 TEST_CASE("a dry-run import reports exactly the counts the real import reports",
-          "[transfer][import]") {
+          "[transfer][import][conformance]") {
   const bool replace = GENERATE(false, true);
   INFO("replace " << replace);
   t::TestContext ctx;
-  const std::string file = ctx.path("registry.db");
+  const std::string file = t::registry_location(ctx);
   {
     tfimm::Registry reg(file);
     reg.set_model_cache("same", "/data/same");

@@ -35,7 +35,7 @@ int run_doctor(const GlobalOptions& global, const DoctorOptions& /*options*/) {
             << '\n';
   if (d.exists) {
     if (d.schema > 0 || d.problem.empty()) {
-      std::cout << "schema:      version " << d.schema << " (this build knows " << schema_version()
+      std::cout << "schema:      version " << d.schema << " (this build knows " << d.latest_schema
                 << ")\n";
     }
     if (!d.problem.empty()) {
@@ -46,17 +46,25 @@ int run_doctor(const GlobalOptions& global, const DoctorOptions& /*options*/) {
                                integrity_ok ? Style::Colour::Green : Style::Colour::Red)
                 << '\n';
       std::cout << "journal:     " << d.journal_mode << '\n';
-    } else {
+    } else if (d.server_facts.empty()) {
       std::cout << "integrity:   not checked (the schema needs upgrading first)\n";
     }
-    std::cout << "file:        mode " << d.file_mode << ", owner " << d.owner << '\n';
+    if (d.server_facts.empty()) {
+      std::cout << "file:        mode " << d.file_mode << ", owner " << d.owner << '\n';
+    }
     std::cout << "writable:    "
               << (d.write_problem.empty() ? std::string("yes, by this process")
                                           : "no: " + printable(d.write_problem))
               << '\n';
   }
-  std::cout << "file system: " << (d.fs_type.empty() ? "unknown" : d.fs_type)
-            << (d.network_fs ? " (network)" : " (local)") << '\n';
+  for (const auto& [label, value] : d.server_facts) {
+    std::cout << label << ':' << std::string(label.size() < 12 ? 12 - label.size() : 1, ' ')
+              << printable(value) << '\n';
+  }
+  if (d.server_facts.empty()) {
+    std::cout << "file system: " << (d.fs_type.empty() ? "unknown" : d.fs_type)
+              << (d.network_fs ? " (network)" : " (local)") << '\n';
+  }
   if (d.problem.empty() && d.pending.empty()) std::cout << "entries:     " << d.entries << '\n';
   std::cout << "cache dir:   " << printable(d.cache_dir.path) << " ("
             << describe(d.cache_dir.source) << "): "

@@ -51,13 +51,13 @@ void setup_migrate(CLI::App& app, Program& program) {
 
 int run_migrate(const GlobalOptions& global, const MigrateOptions& options) {
   Registry registry = open_registry(global);
-  MigrationStatus before = migration_status(registry.path());
+  MigrationStatus before = registry.migration_status();
   if (options.status_only || !before.exists || before.pending.empty()) {
     print_status(before);
     return kExitOk;
   }
   (void)registry.entries();  // opening for a read applies pending migrations
-  MigrationStatus after = migration_status(registry.path());
+  MigrationStatus after = registry.migration_status();
   std::cout << "migrated from version " << before.current << " to " << after.current << '\n';
   print_status(after);
   return kExitOk;

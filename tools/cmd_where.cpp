@@ -22,7 +22,11 @@ int run_where(const GlobalOptions& global, const WhereOptions& /*options*/) {
   Registry registry = open_registry(global);
   const RegistryLocation& location = registry.location();
   std::string detail;
-  PathStatus status = check_path(location.path, &detail);
+  // A registry on a server is asked; a file is looked at.
+  const bool server = is_server_location(location.path);
+  PathStatus status =
+      server ? (registry.migration_status().exists ? PathStatus::Ok : PathStatus::Missing)
+             : check_path(location.path, &detail);
   note_ignored(location.ignored);
 
   std::cout << "registry: " << printable(location.path) << '\n';

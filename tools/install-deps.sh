@@ -10,4 +10,4 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libsqlite3-dev libsqlitecpp-dev libboost-filesystem-dev \
   catch2 libcli11-dev nlohmann-json3-dev sqlite3 libfuse3-dev fuse3 \
   python3-dev pybind11-dev python3-pybind11 python3-pytest python3-mypy python3-venv \
-  python3-setuptools python3-skbuild python3-diskcache "$@"
+  python3-setuptools python3-skbuild python3-diskcache libpq-dev postgresql "$@"

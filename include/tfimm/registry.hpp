@@ -64,12 +64,18 @@ struct RegistryLocation {
 
 // The registry file used when none is given: $TFIMM_REGISTRY, else
 // $XDG_STATE_HOME/tfimm/registry.db, else ~/.local/state/tfimm/registry.db.
+// $TFIMM_REGISTRY may also be a PostgreSQL URI (is_server_location()).
 // A variable set to the empty string counts as unset; a relative
 // $XDG_STATE_HOME or $HOME is ignored (listed in `ignored`). Reads the
 // environment only; touches no file. Throws InvalidPath naming
 // $TFIMM_REGISTRY when it is relative or cannot be expanded, and when no
 // home directory is known.
 RegistryLocation default_registry_location();
+
+// Whether `location` names a registry on a PostgreSQL server (a
+// postgresql:// or postgres:// connection URI, used as given and never
+// normalised as a path) rather than a registry file.
+bool is_server_location(const std::string& location) noexcept;
 
 // Short human description: "given explicitly (--registry)", "$TFIMM_REGISTRY",
 // "$XDG_STATE_HOME/tfimm/registry.db", "default (~/.local/state/...)".
@@ -291,6 +297,7 @@ struct Diagnosis {
   // warnings.
   std::string problem;
   int schema = 0;
+  int latest_schema = 0;     // the schema this build writes, for this registry's backend
   std::vector<int> pending;  // migrations the next write applies
   std::string integrity;     // "ok", SQLite's first complaint, or "" when not checked
   std::string journal_mode;  // "wal", or "delete" on a network file system
@@ -306,6 +313,10 @@ struct Diagnosis {
   CacheDir cache_dir;
   PathStatus cache_dir_status = PathStatus::Ok;
   std::vector<std::string> warnings;
+  // What only a registry on a server has, in order (label, value): the
+  // server's version, the role, its privileges, TLS, the schema. Empty for
+  // a registry file, whose facts are the fields above.
+  std::vector<std::pair<std::string, std::string>> server_facts;
 };
 
 struct RegistryOptions {
@@ -421,6 +432,11 @@ class Registry {
   // migrates or creates anything. A registry that cannot be used is reported
   // (Diagnosis::problem), not thrown.
   Diagnosis diagnose();
+
+  // The schema of this registry: applied and pending migrations, read
+  // without a change (as the free migration_status(), for any location,
+  // a server URI with its password included).
+  MigrationStatus migration_status();
 
  private:
   friend class Transaction;

@@ -1,6 +1,10 @@
 #include "storage/store.hpp"
 
 #include "storage/sqlite/sqlite_store.hpp"
+#include "tfimm/errors.hpp"
+#ifdef TFIMM_HAVE_POSTGRESQL
+#include "storage/postgres/postgres_store.hpp"
+#endif
 
 namespace tfimm::detail {
 namespace {
@@ -84,10 +88,56 @@ bool Store::write(const std::function<void(Writer&)>& body, WriteMode mode) {
   return true;
 }
 
+bool names_server(const std::string& location) noexcept {
+  return location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0;
+}
+
+std::string shown_location(const std::string& location) {
+  // Plain string work, in every build: a build without the PostgreSQL
+  // backend must not show the password either when it refuses the URI.
+  if (!names_server(location)) return location;
+  std::string s = location;
+  // user:password@ in the authority (which ends at the first / or ?).
+  const std::size_t start = s.find("://") + 3;
+  std::size_t end = s.find_first_of("/?", start);
+  if (end == std::string::npos) end = s.size();
+  const std::size_t at = end > start ? s.rfind('@', end - 1) : std::string::npos;
+  if (at != std::string::npos && at >= start) {
+    const std::size_t colon = s.find(':', start);
+    if (colon != std::string::npos && colon < at) s.erase(colon, at - colon);
+  }
+  // password=... among the query parameters.
+  const std::size_t q = s.find('?');
+  if (q == std::string::npos) return s;
+  std::string kept;
+  std::size_t pos = q + 1;
+  while (pos <= s.size()) {
+    std::size_t amp = s.find('&', pos);
+    if (amp == std::string::npos) amp = s.size();
+    const std::string param = s.substr(pos, amp - pos);
+    if (!param.empty() && param.rfind("password=", 0) != 0) {
+      kept += (kept.empty() ? "" : "&") + param;
+    }
+    pos = amp + 1;
+  }
+  return s.substr(0, q) + (kept.empty() ? "" : "?" + kept);
+}
+
 std::unique_ptr<Store> open_store(const std::string& location,
                                   std::chrono::milliseconds busy_timeout) {
-  // A new backend adds its scheme here (postgresql:// ...) and its directory
-  // beside storage/sqlite/; everything else is an SQLite file path.
+  // A backend is picked by the location's scheme; everything else is an
+  // SQLite file path.
+  if (names_server(location)) {
+#ifdef TFIMM_HAVE_POSTGRESQL
+    return std::make_unique<PostgresStore>(location, busy_timeout);
+#else
+    const std::string shown = shown_location(location);
+    throw RegistryError(shown, "registry " + shown +
+                                   " is a PostgreSQL server, but this build of tfimm-cache "
+                                   "has no PostgreSQL backend (built with "
+                                   "TFIMM_WITH_POSTGRESQL=OFF); nothing was changed");
+#endif
+  }
   return std::make_unique<SqliteStore>(location, busy_timeout);
 }
 

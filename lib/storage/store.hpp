@@ -107,6 +107,10 @@ struct WriteMode {
   // The body changes many entries: the backend may prepare for a large
   // transaction.
   bool bulk = false;
+  // The body reads and changes only this entry (and adds its history rows),
+  // nothing else: a backend that locks per entry lets writers to other
+  // entries run at the same time. Null: the body may touch anything.
+  const std::string* only_name = nullptr;
 };
 
 class Store {
@@ -149,8 +153,17 @@ class Store {
   virtual bool commit_write(const std::function<void(Writer&)>& body, WriteMode mode) = 0;
 };
 
-// The store for `location`: today every location is an SQLite file path.
-// Opens nothing yet.
+// Whether `location` names a PostgreSQL server (a postgresql:// or
+// postgres:// URI) rather than an SQLite file: such a location is used as
+// it is, never normalised as a path.
+bool names_server(const std::string& location) noexcept;
+
+// `location` as it may be shown: a URI without its password.
+std::string shown_location(const std::string& location);
+
+// The store for `location`: a PostgreSQL URI, else an SQLite file path.
+// Opens nothing yet; throws RegistryError for a URI when this build has
+// no PostgreSQL backend.
 std::unique_ptr<Store> open_store(const std::string& location,
                                   std::chrono::milliseconds busy_timeout);
 

@@ -18,6 +18,10 @@
 
 #include "figures.hpp"
 #include "harness.hpp"
+#ifdef TFIMM_BENCH_POSTGRESQL
+#include "figures_postgres.hpp"
+#include "postgres_server.hpp"
+#endif
 #include "testutil.hpp"
 #include "tfimm/registry.hpp"
 
@@ -26,23 +30,29 @@ namespace {
 using namespace tfimm::bench;
 
 const char* const kFigureKeys[] = {
-    "lookup-hit", "lookup-fallback", "durable-set", "bulk-import", "audit", "contention", "open",
-    "tool",       "memory",          "du"};
+    "lookup-hit", "lookup-fallback", "durable-set",    "bulk-import",
+    "audit",      "contention",      "open",           "tool",
+    "memory",     "du",              "pg-lookup-hit",  "pg-durable-set",
+    "pg-contention"};
 // Rows of the table in a full run: one per key, none for memory (its own
 // table), two for bulk-import (import and transaction) and two for open
-// (C++ runtime linked in, and shared).
+// (C++ runtime linked in, and shared); three more with --postgresql.
 constexpr std::size_t kFigureRows = 11;
 
 constexpr const char* kUsage =
     "usage: tfimm_bench [--smoke] [--only KEY[,KEY...]] [--dir DIR] [--tool PATH]\n"
-    "                   [--check-goals]\n"
+    "                   [--postgresql URL|test] [--check-goals]\n"
     "\n"
     "  --smoke        tiny sizes: checks that every figure runs (seconds, for ctest)\n"
     "  --only KEYS    run only these figures: lookup-hit, lookup-fallback, durable-set,\n"
-    "                 bulk-import, audit, contention, open, tool, memory, du\n"
+    "                 bulk-import, audit, contention, open, tool, memory, du, and\n"
+    "                 with --postgresql pg-lookup-hit, pg-durable-set, pg-contention\n"
     "  --dir DIR      scratch directory for registries and model directories\n"
     "                 (default $TMPDIR, else /tmp); its file system sets the fsync cost\n"
     "  --tool PATH    the tfimm-cache program (default: the one built with this bench)\n"
+    "  --postgresql URL  also measure a registry on this PostgreSQL server (each figure\n"
+    "                 in a schema of its own, dropped after it); `test`: the server\n"
+    "                 ctest starts for this build tree\n"
     "  --check-goals  exit with 1 when a goal is missed (default: only on errors)\n";
 
 std::string find_in_path(const std::string& program) {
@@ -74,6 +84,7 @@ int main(int argc, char** argv) {
   std::set<std::string> only;
   std::string dir;
   std::string tool_arg;
+  std::string postgresql;  // a server URL, or "test": the test server ctest starts
   bool check_goals = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -101,6 +112,8 @@ int main(int argc, char** argv) {
       dir = value();
     } else if (arg == "--tool") {
       tool_arg = value();
+    } else if (arg == "--postgresql") {
+      postgresql = value();
     } else if (arg == "--check-goals") {
       check_goals = true;
     } else if (arg == "--help" || arg == "-h") {
@@ -225,6 +238,52 @@ int main(int argc, char** argv) {
     attempt("memory", [&] { memory = tool_memory(config, need_audit()); });
   }
 
+  if (!postgresql.empty()) {
+#ifdef TFIMM_BENCH_POSTGRESQL
+    // Each figure in a schema of its own, dropped at the end.
+    const auto schema_url = [&](const std::string& name) {
+      const std::string base = postgresql == "test" ? tfimm::test::postgres_url() : postgresql;
+      return base + (base.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" +
+             name;
+    };
+    const auto drop = [&](const std::string& name) {
+      try {
+        tfimm::test::pg_query(postgresql == "test" ? tfimm::test::postgres_url() : postgresql,
+                              "DROP SCHEMA IF EXISTS " + name + " CASCADE");
+      } catch (...) {
+      }
+    };
+    const std::string suffix = std::to_string(::getpid());
+    if (wanted("pg-lookup-hit")) {
+      progress("lookup hit on PostgreSQL");
+      const std::string schema = "bench_lookup_" + suffix;
+      attempt("lookup hit (PostgreSQL)",
+              [&] { figures.push_back(pg_lookup_hit(config, schema_url(schema))); });
+      drop(schema);
+    }
+    if (wanted("pg-durable-set")) {
+      progress("durable set on PostgreSQL");
+      const std::string schema = "bench_set_" + suffix;
+      attempt("durable set (PostgreSQL)",
+              [&] { figures.push_back(pg_durable_set(config, schema_url(schema))); });
+      drop(schema);
+    }
+    if (wanted("pg-contention")) {
+      progress("contention on PostgreSQL");
+      const std::string schema = "bench_contention_" + suffix;
+      // Writers to different names: PostgreSQL could let them overlap where
+      // SQLite serialises them.
+      attempt("contention (PostgreSQL)", [&] {
+        figures.push_back(contention(config, schema_url(schema), "contention (PostgreSQL)", 1.5));
+      });
+      drop(schema);
+    }
+#else
+    std::cerr << "tfimm_bench: this build has no PostgreSQL backend\n";
+    return 2;
+#endif
+  }
+
   print_table(figures);
   if (wanted("memory")) {
     std::cout << "\npeak memory (ru_maxrss of the child process):\n";
@@ -250,9 +309,10 @@ int main(int argc, char** argv) {
             << failures << " failed); goals met: " << met << " of " << measured << "\n";
   if (failures > 0) return 1;
   // Every figure printed a row (measured or skipped with its reason).
-  if (only.empty() && figures.size() != kFigureRows) {
-    std::cerr << "tfimm_bench: expected " << kFigureRows << " figure rows, printed "
-              << figures.size() << "\n";
+  const std::size_t rows = kFigureRows + (postgresql.empty() ? 0 : 3);
+  if (only.empty() && figures.size() != rows) {
+    std::cerr << "tfimm_bench: expected " << rows << " figure rows, printed " << figures.size()
+              << "\n";
     return 1;
   }
   if (check_goals && met != measured) return 1;

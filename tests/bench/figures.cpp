@@ -65,6 +65,13 @@ void create_registry(const std::string& file) {
 }
 
 void remove_registry(const std::string& file) {
+  if (is_server_location(file)) {
+    // A registry on a server: emptied (its schema is dropped at the end).
+    ImportOptions replace;
+    replace.replace = true;
+    Registry(file).import(Snapshot{}, replace);
+    return;
+  }
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
     ::unlink((file + suffix).c_str());
   }
@@ -502,13 +509,14 @@ WriterRun run_writers(const Config& config, std::size_t procs, std::size_t sets,
 
 }  // namespace
 
-Figure contention(const Config& config) {
+Figure contention(const Config& config, const std::string& location, const std::string& name,
+                  double goal) {
   Figure f;
-  f.name = "contention";
+  f.name = name;
   f.unit = "ms";
   f.scale = 1e-6;
   f.goal = Goal::AtLeast;
-  f.goal_value = 0.8;
+  f.goal_value = goal;
   if (config.writer.empty()) {
     f.skipped = "bench_writer was not built";
     return f;
@@ -517,7 +525,7 @@ Figure contention(const Config& config) {
   Samples many_wall, one_wall;
   long errors = 0;
   std::string first_error;
-  const std::string file = config.root + "/contention.db";
+  const std::string file = location.empty() ? config.root + "/contention.db" : location;
   for (std::size_t rep = 0; rep < config.contention_reps; ++rep) {
     const auto many = [&] {
       auto run = run_writers(config, config.contention_procs, config.contention_sets, file);

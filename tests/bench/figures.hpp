@@ -81,7 +81,11 @@ Figure durable_set(const Config& config);
 // Registry::import, and the same through Registry::transaction.
 std::vector<Figure> bulk_import(const Config& config);
 Figure audit(const Config& config, const AuditData& data);
-Figure contention(const Config& config);
+// contention_procs x contention_sets durable sets at once against one
+// process doing them all, on `location` (default: a file in the scratch
+// directory); throughput ratio, goal at least `goal`.
+Figure contention(const Config& config, const std::string& location = {},
+                  const std::string& name = "contention", double goal = 0.8);
 // The program linked as tfimm-cache is, then with the shared C++ runtime.
 std::vector<Figure> open_process(const Config& config, const LookupData& data);
 Figure tool_process(const Config& config, const LookupData& data);

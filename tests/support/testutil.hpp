@@ -88,4 +88,13 @@ std::string read_file(const std::string& path);
 void make_dirs(const std::string& path);
 bool exists(const std::string& path);
 
+// The conformance suite: tests tagged [conformance] hold for every backend,
+// and ctest runs them twice. Their registry is at registry_location(ctx):
+// the file `file` in the test's directory, or, when $TFIMM_TEST_BACKEND is
+// "postgresql", a fresh schema of its own on the test server (see
+// postgres_server.hpp), dropped when the process exits.
+std::string registry_location(const TestContext& ctx, const std::string& file = "registry.db");
+// Whether registry_location() gives PostgreSQL locations.
+bool on_postgresql();
+
 }  // namespace tfimm::test

@@ -52,7 +52,7 @@ TEST_CASE("audit shows each entry's status, marks locked ones, and exits 1 when 
   CHECK(tfimm::test::exists(tool.path("w/ok")));
 }
 
-TEST_CASE("audit exits 0 when every path exists", "[audit]") {
+TEST_CASE("audit exits 0 when every path exists", "[audit][conformance]") {
   Tool tool;
   tool.make_dir("home/.cache/tfimm");
   tool.ok({"set", "ok", tool.make_dir("w/ok")});
@@ -63,14 +63,16 @@ TEST_CASE("audit exits 0 when every path exists", "[audit]") {
   CHECK(lines(r.out).back() == "1 entry checked, 1 ok; nothing stale");
 }
 
-TEST_CASE("audit of an empty registry reports the cache directory and exits 0", "[audit]") {
+TEST_CASE("audit of an empty registry reports the cache directory and exits 0",
+          "[audit][conformance]") {
   Tool tool;
   auto r = tool.run({"audit"});
   CHECK(r.exit_code == 0);
   CHECK(lines(r.out).size() == 2);
 }
 
-TEST_CASE("audit --json has one object per entry with the documented fields", "[audit][json]") {
+TEST_CASE("audit --json has one object per entry with the documented fields",
+          "[audit][json][conformance]") {
   Tool tool;
   make_mixed_registry(tool);
   auto json = tool.json({"audit", "--json"}, 1);
@@ -96,7 +98,8 @@ TEST_CASE("audit --json has one object per entry with the documented fields", "[
   CHECK(json[3]["missing_since"].is_null());
 }
 
-TEST_CASE("audit records when a path was first found missing and keeps that time", "[audit]") {
+TEST_CASE("audit records when a path was first found missing and keeps that time",
+          "[audit][conformance]") {
   Tool tool;
   tool.ok({"set", "gone", tool.path("w/gone")});
   auto first = tool.json({"audit", "--json"}, 1)[0]["missing_since"];
@@ -107,7 +110,7 @@ TEST_CASE("audit records when a path was first found missing and keeps that time
   CHECK(tool.json({"audit", "--json"})[0]["missing_since"].is_null());
 }
 
-TEST_CASE("audit --jobs takes a number of parallel checks from 1", "[audit]") {
+TEST_CASE("audit --jobs takes a number of parallel checks from 1", "[audit][conformance]") {
   Tool tool;
   tool.ok({"set", "ok", tool.make_dir("w/ok")});
   CHECK(tool.run({"audit", "--jobs", "4"}).exit_code == 0);

@@ -7,12 +7,13 @@ using tfimm::tooltest::lines;
 using tfimm::tooltest::require_error;
 using tfimm::tooltest::Tool;
 
-TEST_CASE("dir is ~/.cache/tfimm when nothing else is set", "[dir]") {
+TEST_CASE("dir is ~/.cache/tfimm when nothing else is set", "[dir][conformance]") {
   Tool tool;
   CHECK(tool.ok({"dir"}) == tool.home() + "/.cache/tfimm\n");
 }
 
-TEST_CASE("set-dir stores the directory for every later run and unset-dir removes it", "[dir]") {
+TEST_CASE("set-dir stores the directory for every later run and unset-dir removes it",
+          "[dir][conformance]") {
   Tool tool;
   tool.env().set("TFIMM_HOME", tool.path("tfimm-home"));
   std::string out = tool.ok({"set-dir", "~/cache/../shared"});
@@ -25,12 +26,12 @@ TEST_CASE("set-dir stores the directory for every later run and unset-dir remove
   CHECK(tool.ok({"dir"}) == tool.path("tfimm-home") + "\n");
 }
 
-TEST_CASE("unset-dir with nothing stored is not an error", "[dir]") {
+TEST_CASE("unset-dir with nothing stored is not an error", "[dir][conformance]") {
   Tool tool;
   CHECK(tool.ok({"unset-dir"}).find("no cache directory was stored") != std::string::npos);
 }
 
-TEST_CASE("set-dir with an empty path exits 2 and changes nothing", "[dir][errors]") {
+TEST_CASE("set-dir with an empty path exits 2 and changes nothing", "[dir][errors][conformance]") {
   Tool tool;
   tool.ok({"set-dir", "/data/cache"});
   std::string before = tool.snapshot();
@@ -39,7 +40,7 @@ TEST_CASE("set-dir with an empty path exits 2 and changes nothing", "[dir][error
 }
 
 TEST_CASE("dir --show-origin lists every layer in precedence order and marks the one in use",
-          "[dir]") {
+          "[dir][conformance]") {
   Tool tool;
   tool.env().set("XDG_CACHE_HOME", tool.path("xdg"));
   tool.ok({"set-dir", "/data/cache"});
@@ -56,7 +57,7 @@ TEST_CASE("dir --show-origin lists every layer in precedence order and marks the
 }
 
 TEST_CASE("dir ignores a relative $XDG_CACHE_HOME with a note and refuses a relative $TFIMM_HOME",
-          "[dir][env]") {
+          "[dir][env][conformance]") {
   Tool tool;
   SECTION("XDG_CACHE_HOME") {
     auto r = tool.run({"dir"}, {}, {{"XDG_CACHE_HOME", "cache"}});

@@ -32,6 +32,8 @@ TEST_CASE("doctor reports warnings and exits 1", "[doctor]") {
     CHECK(r.exit_code == 1);
     CHECK(r.out.find("(network)") != std::string::npos);
     CHECK(r.out.find("warning:") != std::string::npos);
+    // A registry many machines share belongs on a server.
+    CHECK(r.out.find("a PostgreSQL server (a postgresql:// location)") != std::string::npos);
     CHECK(r.out.find("problems found") != std::string::npos);
   }
 }

@@ -16,7 +16,8 @@ TEST_CASE("set stores the normalised absolute path and prints it", "[set]") {
   CHECK(tfimm::test::exists(tool.registry()));  // the first write creates the file
 }
 
-TEST_CASE("set of a path that does not exist yet works and says so on stderr", "[set]") {
+TEST_CASE("set of a path that does not exist yet works and says so on stderr",
+          "[set][conformance]") {
   Tool tool;
   auto r = tool.run({"set", "vit", tool.path("not/yet")});
   CHECK(r.exit_code == 0);
@@ -24,7 +25,7 @@ TEST_CASE("set of a path that does not exist yet works and says so on stderr", "
   CHECK(tool.ok({"path", "vit"}) == tool.path("not/yet") + "\n");
 }
 
-TEST_CASE("set replaces the previous path of the same name", "[set]") {
+TEST_CASE("set replaces the previous path of the same name", "[set][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/old/place"});
   tool.ok({"set", "resnet18", "/new/place"});
@@ -32,7 +33,8 @@ TEST_CASE("set replaces the previous path of the same name", "[set]") {
   CHECK(lines(tool.ok({"list"})).size() == 2);  // header and one entry
 }
 
-TEST_CASE("set with an invalid name or path exits 2 and changes nothing", "[set][errors]") {
+TEST_CASE("set with an invalid name or path exits 2 and changes nothing",
+          "[set][errors][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/data/resnet18"});
   std::string before = tool.snapshot();
@@ -50,7 +52,7 @@ TEST_CASE("set with an invalid name or path exits 2 and changes nothing", "[set]
   CHECK(tool.snapshot() == before);
 }
 
-TEST_CASE("clear forgets the entries and never deletes their files", "[clear]") {
+TEST_CASE("clear forgets the entries and never deletes their files", "[clear][conformance]") {
   Tool tool;
   std::string dir = tool.make_dir("w/resnet18");
   tfimm::test::write_file(dir + "/weights.h5", "weights");
@@ -66,14 +68,15 @@ TEST_CASE("clear forgets the entries and never deletes their files", "[clear]") 
   CHECK(tfimm::test::read_file(dir + "/weights.h5") == "weights");
 }
 
-TEST_CASE("clear of a name without an entry is not an error", "[clear]") {
+TEST_CASE("clear of a name without an entry is not an error", "[clear][conformance]") {
   Tool tool;
   auto r = tool.run({"clear", "never-set"});
   CHECK(r.exit_code == 0);
   CHECK(r.out == "never-set: no entry, nothing to forget\n");
 }
 
-TEST_CASE("clear with one invalid name among valid ones changes nothing", "[clear][errors]") {
+TEST_CASE("clear with one invalid name among valid ones changes nothing",
+          "[clear][errors][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/data/resnet18"});
   tool.ok({"set", "vit", "/data/vit"});

@@ -92,7 +92,7 @@ void open_to_all(const std::string& registry) {
 }  // namespace
 
 TEST_CASE("export through a symlink writes the link's target and keeps the link",
-          "[export][file]") {
+          "[export][file][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/data/resnet18"});
   const std::string expected = tool.snapshot();
@@ -167,7 +167,8 @@ TEST_CASE("export to a file owned by another user that this user cannot keep is 
   CHECK(stat_of(file).st_uid == 0);
 }
 
-TEST_CASE("export to a FIFO writes the JSON to its reader and leaves the FIFO", "[export][file]") {
+TEST_CASE("export to a FIFO writes the JSON to its reader and leaves the FIFO",
+          "[export][file][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/data/resnet18"});
   const std::string fifo = tool.path("pipe");
@@ -181,7 +182,8 @@ TEST_CASE("export to a FIFO writes the JSON to its reader and leaves the FIFO", 
   CHECK(S_ISFIFO(stat_of(fifo).st_mode));
 }
 
-TEST_CASE("export to a character device writes to it and never replaces it", "[export][file]") {
+TEST_CASE("export to a character device writes to it and never replaces it",
+          "[export][file][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/data/resnet18"});
 
@@ -223,7 +225,7 @@ TEST_CASE("export to a character device writes to it and never replaces it", "[e
 }
 
 TEST_CASE("export to its own standard output, as /dev/stdout names it, is the JSON alone",
-          "[export][file]") {
+          "[export][file][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/data/resnet18"});
   auto r = tool.run({"export", "/dev/stdout"});

@@ -48,7 +48,7 @@ TEST_CASE("history records each change, newest first", "[history]") {
   CHECK(history[9]["old_path"].is_null());
 }
 
-TEST_CASE("history --json has the documented fields", "[history][json]") {
+TEST_CASE("history --json has the documented fields", "[history][json][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/a/resnet18"});
   auto history = tool.json({"history", "--json"});
@@ -68,7 +68,8 @@ TEST_CASE("history --json has the documented fields", "[history][json]") {
   CHECK(record.at("pid").get<long long>() > 0);
 }
 
-TEST_CASE("history NAME shows only that model and --limit keeps the newest N", "[history]") {
+TEST_CASE("history NAME shows only that model and --limit keeps the newest N",
+          "[history][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/1"});
   tool.ok({"set", "vit", "/2"});
@@ -85,7 +86,8 @@ TEST_CASE("history NAME shows only that model and --limit keeps the newest N", "
   tfimm::tooltest::require_error(tool.run({"history", "--limit", "-1"}), 2);
 }
 
-TEST_CASE("history as text: time in UTC, action, name, old, new, and who", "[history]") {
+TEST_CASE("history as text: time in UTC, action, name, old, new, and who",
+          "[history][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/a"});
   tool.ok({"set-dir", "/cache"});
@@ -99,7 +101,7 @@ TEST_CASE("history as text: time in UTC, action, name, old, new, and who", "[his
   CHECK(std::regex_search(table[2], std::regex(R"( set +resnet18 +- +/a +\S+@\S+ pid \d+$)")));
 }
 
-TEST_CASE("history of an empty registry is empty", "[history]") {
+TEST_CASE("history of an empty registry is empty", "[history][conformance]") {
   Tool tool;
   CHECK(tool.ok({"history"}).empty());
   CHECK(tool.json({"history", "--json"}) == nlohmann::json::array());

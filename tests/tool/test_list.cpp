@@ -19,7 +19,7 @@ bool is_iso_utc(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("list shows the entries sorted by name in aligned columns", "[list]") {
+TEST_CASE("list shows the entries sorted by name in aligned columns", "[list][conformance]") {
   Tool tool;
   std::string here = tool.make_dir("w/zeta");
   tool.ok({"set", "zeta", here});
@@ -94,7 +94,8 @@ TEST_CASE("list of an empty registry prints nothing in a pipe and [] as JSON", "
   CHECK_FALSE(tfimm::test::exists(tool.registry()));  // reading creates nothing
 }
 
-TEST_CASE("list prints control characters in paths escaped, one entry per line", "[list]") {
+TEST_CASE("list prints control characters in paths escaped, one entry per line",
+          "[list][conformance]") {
   Tool tool;
   tool.ok({"set", "odd", "/data/line\nbreak"});
   auto table = lines(tool.ok({"list"}));
@@ -219,7 +220,7 @@ TEST_CASE(
   CHECK(seen.find("m19") != std::string::npos);
 }
 
-TEST_CASE("list --jobs takes a number of parallel checks from 1", "[list]") {
+TEST_CASE("list --jobs takes a number of parallel checks from 1", "[list][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", tool.make_dir("w/resnet18")});
   CHECK(tool.ok({"list", "--jobs", "1"}).find("resnet18") != std::string::npos);

@@ -6,7 +6,8 @@
 using tfimm::tooltest::require_error;
 using tfimm::tooltest::Tool;
 
-TEST_CASE("lock marks an entry locked with its reason and unlock clears it", "[lock]") {
+TEST_CASE("lock marks an entry locked with its reason and unlock clears it",
+          "[lock][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/data/resnet18"});
   CHECK(tool.ok({"lock", "resnet18", "--reason", "on the USB disk"}) ==
@@ -20,7 +21,7 @@ TEST_CASE("lock marks an entry locked with its reason and unlock clears it", "[l
   CHECK(tool.ok({"unlock", "resnet18"}) == "resnet18 was not locked\n");
 }
 
-TEST_CASE("lock without a reason works", "[lock]") {
+TEST_CASE("lock without a reason works", "[lock][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/data/resnet18"});
   CHECK(tool.ok({"lock", "resnet18"}) == "locked resnet18\n");
@@ -28,7 +29,7 @@ TEST_CASE("lock without a reason works", "[lock]") {
 }
 
 TEST_CASE("lock and unlock of a model without an entry exit 2 and change nothing",
-          "[lock][errors]") {
+          "[lock][errors][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/data/resnet18"});
   std::string before = tool.snapshot();

@@ -76,7 +76,7 @@ TEST_CASE("bad usage exits 2 with one error line and changes nothing", "[cli]") 
   CHECK(tool.snapshot() == before);
 }
 
-TEST_CASE("a parse error names the subcommand's help", "[cli]") {
+TEST_CASE("a parse error names the subcommand's help", "[cli][conformance]") {
   Tool tool;
   auto r = tool.run({"set", "resnet18"});
   require_error(r, 2);
@@ -113,7 +113,7 @@ TEST_CASE("a registry written by a newer version exits 3 and is not modified", "
 }
 
 TEST_CASE("the --cache-dir option overrides the cache directory for one run and stores nothing",
-          "[cli][dir]") {
+          "[cli][dir][conformance]") {
   Tool tool;
   std::string override_dir = tool.make_dir("override");
   CHECK(tool.ok({"--cache-dir", override_dir, "dir"}) == override_dir + "\n");
@@ -126,7 +126,7 @@ TEST_CASE("the --cache-dir option overrides the cache directory for one run and 
   }
 }
 
-TEST_CASE("output in a pipe carries no colour or terminal control", "[cli][colour]") {
+TEST_CASE("output in a pipe carries no colour or terminal control", "[cli][colour][conformance]") {
   Tool tool;
   tool.ok({"set", "here", tool.make_dir("w/here")});
   tool.ok({"set", "gone", tool.path("w/gone")});
@@ -245,7 +245,7 @@ TEST_CASE("a global option after the subcommand says where it goes, with the cor
 }
 
 TEST_CASE("control characters and invalid UTF-8 look the same in messages as in list",
-          "[cli][messages]") {
+          "[cli][messages][conformance]") {
   Tool tool;
   tool.ok({"set", "odd",
            "/data/a\nb\xff"

@@ -48,7 +48,7 @@ TEST_CASE("migrate --status of a registry that does not exist yet creates nothin
 }
 
 TEST_CASE("migrate --status of a current registry lists applied migrations with times",
-          "[migrate]") {
+          "[migrate][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/data/resnet18"});
   std::string out = tool.ok({"migrate", "--status"});

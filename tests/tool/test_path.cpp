@@ -7,7 +7,7 @@
 using tfimm::tooltest::require_error;
 using tfimm::tooltest::Tool;
 
-TEST_CASE("path prints exactly the registered path on one line", "[path]") {
+TEST_CASE("path prints exactly the registered path on one line", "[path][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/data/w/resnet18"});
   auto r = tool.run({"path", "resnet18"});
@@ -16,7 +16,8 @@ TEST_CASE("path prints exactly the registered path on one line", "[path]") {
   CHECK(r.err.empty());
 }
 
-TEST_CASE("path of a model that is not cached exits 1 with nothing on stdout", "[path]") {
+TEST_CASE("path of a model that is not cached exits 1 with nothing on stdout",
+          "[path][conformance]") {
   Tool tool;
   tool.ok({"set", "other", "/data/other"});
   auto r = tool.run({"path", "resnet18"});
@@ -24,7 +25,7 @@ TEST_CASE("path of a model that is not cached exits 1 with nothing on stdout", "
   CHECK(r.out.empty());
 }
 
-TEST_CASE("path falls back to <cache dir>/<name> only when it exists", "[path]") {
+TEST_CASE("path falls back to <cache dir>/<name> only when it exists", "[path][conformance]") {
   Tool tool;
   std::string cache = tool.path("cache");
   tool.ok({"set-dir", cache});
@@ -33,14 +34,14 @@ TEST_CASE("path falls back to <cache dir>/<name> only when it exists", "[path]")
   CHECK(tool.ok({"path", "resnet18"}) == cache + "/resnet18\n");
 }
 
-TEST_CASE("path with an invalid name exits 2", "[path][errors]") {
+TEST_CASE("path with an invalid name exits 2", "[path][errors][conformance]") {
   Tool tool;
   require_error(tool.run({"path", "../../etc"}), 2);
   require_error(tool.run({"path", "../../etc", "--explain"}), 2);
 }
 
 TEST_CASE("path --explain names the entry that answered and the fallback it shadows",
-          "[path][explain]") {
+          "[path][explain][conformance]") {
   Tool tool;
   std::string cache = tool.path("cache");
   tool.make_dir("cache/resnet18");
@@ -55,7 +56,7 @@ TEST_CASE("path --explain names the entry that answered and the fallback it shad
 }
 
 TEST_CASE("path --explain names the cache-dir layer that answered and the layers it shadows",
-          "[path][explain]") {
+          "[path][explain][conformance]") {
   Tool tool;
   std::string tfimm_home = tool.make_dir("tfimm-home");
   std::string xdg = tool.make_dir("xdg");
@@ -80,7 +81,8 @@ TEST_CASE("path --explain names the cache-dir layer that answered and the layers
   }
 }
 
-TEST_CASE("path --explain of a model that is not cached says why and exits 1", "[path][explain]") {
+TEST_CASE("path --explain of a model that is not cached says why and exits 1",
+          "[path][explain][conformance]") {
   Tool tool;
   auto r = tool.run({"path", "resnet18", "--explain"});
   CHECK(r.exit_code == 1);

@@ -54,7 +54,8 @@ bool starts_with_columns(const std::string& line, const std::string& words) {
 
 }  // namespace
 
-TEST_CASE("prune --dry-run shows exactly what would go and changes nothing", "[prune]") {
+TEST_CASE("prune --dry-run shows exactly what would go and changes nothing",
+          "[prune][conformance]") {
   Tool tool;
   make_mixed_registry(tool);
   std::string before = tool.snapshot();
@@ -129,7 +130,8 @@ TEST_CASE("prune --expire forgets only entries missing for at least that long", 
   }
 }
 
-TEST_CASE("prune --expire with a malformed age exits 2 and changes nothing", "[prune][errors]") {
+TEST_CASE("prune --expire with a malformed age exits 2 and changes nothing",
+          "[prune][errors][conformance]") {
   Tool tool;
   tool.ok({"set", "gone", tool.path("w/gone")});
   std::string before = tool.snapshot();

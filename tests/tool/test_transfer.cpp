@@ -53,7 +53,7 @@ std::vector<std::string> actions(const Tool& tool, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("export writes the documented JSON to stdout", "[export][json]") {
+TEST_CASE("export writes the documented JSON to stdout", "[export][json][conformance]") {
   Tool tool;
   tool.ok({"set", "vit", "/data/vit"});
   tool.ok({"set", "resnet18", "/data/resnet18"});
@@ -73,7 +73,7 @@ TEST_CASE("export writes the documented JSON to stdout", "[export][json]") {
 }
 
 TEST_CASE("export to a file writes the same JSON atomically and leaves no temporary file",
-          "[export]") {
+          "[export][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/data/resnet18"});
   std::string dir = tool.make_dir("backup");
@@ -97,7 +97,7 @@ TEST_CASE("export to a file writes the same JSON atomically and leaves no tempor
         }()));
 }
 
-TEST_CASE("export to a directory that does not exist exits 2", "[export][errors]") {
+TEST_CASE("export to a directory that does not exist exits 2", "[export][errors][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/data/resnet18"});
   auto r = tool.run({"export", tool.path("no/such/dir/backup.json")});
@@ -123,14 +123,15 @@ TEST_CASE("export then import into a fresh registry reproduces it", "[export][im
   CHECK(target.ok({"dir"}) == "/srv/cache\n");
 }
 
-TEST_CASE("import - reads standard input", "[import]") {
+TEST_CASE("import - reads standard input", "[import][conformance]") {
   Tool tool;
   CHECK(tool.ok({"import", "-"}, kGood).rfind("imported standard input: 2 added", 0) == 0);
   CHECK(tool.ok({"path", "vit"}) == "/old/disk/vit\n");
   CHECK(tool.json({"list", "--json"})[0]["locked"] == true);
 }
 
-TEST_CASE("import --dry-run reports what would change and changes nothing", "[import]") {
+TEST_CASE("import --dry-run reports what would change and changes nothing",
+          "[import][conformance]") {
   Tool tool;
   tool.ok({"set", "vit", "/old/disk/vit"});
   tool.ok({"set", "other", "/other"});
@@ -142,7 +143,8 @@ TEST_CASE("import --dry-run reports what would change and changes nothing", "[im
   CHECK(tool.snapshot() == before);
 }
 
-TEST_CASE("import without --replace keeps other entries and with it forgets them", "[import]") {
+TEST_CASE("import without --replace keeps other entries and with it forgets them",
+          "[import][conformance]") {
   Tool tool;
   tool.ok({"set", "other", "/other"});
   SECTION("merge") {
@@ -166,7 +168,8 @@ TEST_CASE("import --rewrite moves path prefixes, first match wins", "[import]") 
   CHECK(tool.ok({"path", "vit"}) == "/new/disk/vit\n");
 }
 
-TEST_CASE("import --rewrite without OLD=NEW exits 2 and changes nothing", "[import][errors]") {
+TEST_CASE("import --rewrite without OLD=NEW exits 2 and changes nothing",
+          "[import][errors][conformance]") {
   Tool tool;
   tool.ok({"set", "other", "/other"});
   std::string before = tool.snapshot();
@@ -213,7 +216,7 @@ TEST_CASE("import of a file with one bad record changes nothing", "[import][erro
 }
 
 TEST_CASE("import of a malformed or unreadable file exits 2 and changes nothing",
-          "[import][errors]") {
+          "[import][errors][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/data/resnet18"});
   std::string before = tool.snapshot();
@@ -237,7 +240,7 @@ TEST_CASE("import of a malformed or unreadable file exits 2 and changes nothing"
 }
 
 TEST_CASE("import --replace that unlocks an entry says so, records it, and prune then forgets it",
-          "[import][locks]") {
+          "[import][locks][conformance]") {
   Tool tool;
   const std::string gone = tool.path("usb/convnext");  // does not exist
   tool.ok({"set", "convnext", gone});
@@ -261,7 +264,8 @@ TEST_CASE("import --replace that unlocks an entry says so, records it, and prune
   CHECK(actions(tool, "convnext").front() == "prune convnext");
 }
 
-TEST_CASE("a merge import keeps a lock the file does not have and says so", "[import][locks]") {
+TEST_CASE("a merge import keeps a lock the file does not have and says so",
+          "[import][locks][conformance]") {
   Tool tool;
   tool.ok({"set", "vit", "/old/disk/vit"});
   tool.ok({"lock", "vit", "--reason", "mine"});
@@ -365,7 +369,7 @@ TEST_CASE("import --dry-run works for a user who can only read the registry",
 }
 
 TEST_CASE("an import file with a key given twice or an unknown key exits 2 naming both",
-          "[import][errors][strict]") {
+          "[import][errors][strict][conformance]") {
   Tool tool;
   tool.ok({"set", "a", "/srv/a"});
   const std::string before = tool.snapshot();

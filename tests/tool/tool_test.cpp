@@ -11,7 +11,7 @@
 
 namespace tfimm::tooltest {
 
-Tool::Tool() : registry_(ctx_.path("state/registry.db")) {}
+Tool::Tool() : registry_(test::registry_location(ctx_, "state/registry.db")) {}
 
 ProcessResult Tool::run(const std::vector<std::string>& args, const std::string& input,
                         const Env& env) const {

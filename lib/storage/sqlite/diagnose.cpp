@@ -133,9 +133,12 @@ void SqliteStore::diagnose(Diagnosis& d, const std::function<void(Reader&)>& als
     }
   }
   if (d.network_fs) {
-    d.warnings.push_back("the registry is on a network file system (" + d.fs_type +
-                         "): it uses SQLite's rollback journal instead of WAL, and is only as "
-                         "safe as that file system's locks; prefer a local disk");
+    d.warnings.push_back(
+        "the registry is on a network file system (" + d.fs_type +
+        "): it uses SQLite's rollback journal instead of WAL, and is only as "
+        "safe as that file system's locks; prefer a local disk, or, for a registry "
+        "shared by several machines, a PostgreSQL server (a postgresql:// "
+        "location)");
   }
 }
 
