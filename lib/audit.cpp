@@ -12,6 +12,7 @@
 #include "dirs.hpp"
 #include "fs.hpp"
 #include "registry_impl.hpp"
+#include "storage/actor.hpp"
 #include "storage/rules.hpp"
 
 namespace tfimm {
@@ -41,6 +42,7 @@ std::vector<Unit> plan(const std::vector<AuditItem>& items) {
   std::unordered_map<std::string_view, std::vector<std::size_t>> by_dir;
   std::vector<Unit> units;
   for (std::size_t i = 0; i < items.size(); ++i) {
+    if (items[i].status == PathStatus::OtherHost) continue;  // not ours to check
     const std::string_view path = items[i].entry.path;
     const auto slash = path.rfind('/');
     if (slash == 0 || slash == std::string_view::npos || slash + 1 == path.size()) {
@@ -70,7 +72,9 @@ void record(AuditItem& item, detail::PathCheck&& check) {
 class Checker {
  public:
   Checker(std::vector<AuditItem>& items, const AuditOptions& options)
-      : items_(items), options_(options) {}
+      : items_(items), options_(options) {
+    for (const auto& item : items_) done_ += item.status == PathStatus::OtherHost;
+  }
 
   // Checks every item: first by unit (a listing per crowded directory), then
   // each path a listing did not show, with a lookup of its own.
@@ -164,9 +168,18 @@ class Checker {
 };
 
 // Checks every entry's path in parallel; reports progress from this thread.
+// A path local to another host is not checked: here it may be absent, or
+// another file system at the same path, and says nothing about the entry.
 std::vector<AuditItem> check_all(std::vector<Entry> entries, const AuditOptions& options) {
   std::vector<AuditItem> items(entries.size());
-  for (std::size_t i = 0; i < entries.size(); ++i) items[i].entry = std::move(entries[i]);
+  const std::string& here = detail::actor_base().host;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    items[i].entry = std::move(entries[i]);
+    const std::string& owner = items[i].entry.local_to;
+    if (!options.all_hosts && !owner.empty() && owner != here) {
+      items[i].status = PathStatus::OtherHost;
+    }
+  }
   if (items.empty()) return items;
   Checker(items, options).check_all();
   return items;
@@ -251,6 +264,10 @@ PruneReport Registry::prune(const PruneOptions& options) {
   impl_->store->read([&](detail::Reader& r) { entries = r.models(); });
   const auto items = check_all(std::move(entries), options.audit);
   report.checked = items.size();
+  for (const auto& item : items) {
+    if (item.status == PathStatus::OtherHost)
+      report.other_host.push_back({item.entry, item.status});
+  }
   const auto now = detail::now_ms();
   const auto expire = static_cast<Timestamp>(options.expire.count());
 

@@ -157,6 +157,8 @@ std::string to_string(PathStatus status) {
       return "not_a_directory";
     case PathStatus::Error:
       return "error";
+    case PathStatus::OtherHost:
+      return "other_host";
   }
   return "error";
 }

@@ -20,6 +20,7 @@
 
 #include "rawdb.hpp"
 #include "schema_v1.hpp"
+#include "schema_v2.hpp"
 #include "testutil.hpp"
 #include "tfimm/errors.hpp"
 #include "tfimm/registry.hpp"
@@ -58,6 +59,27 @@ void make_v1_registry(const std::string& path) {
       " ('vit_base_patch16_224.augreg_in21k', '/data/w/vit it''s', 1600000001000, 1600000001000)");
   db.exec("INSERT INTO settings VALUES ('cache_dir', '/srv/tfimm/cache')");
   db.exec("PRAGMA user_version = 1");
+  db.exec("COMMIT");
+}
+
+constexpr std::int64_t kV2AppliedAt = 1700000000000;
+
+// A registry at schema version 2 holding a locked entry, an entry missing
+// since a time, a cache directory and history rows, as release 2 wrote it.
+void make_v2_registry(const std::string& path) {
+  make_v1_registry(path);
+  t::RawDb db(path);
+  db.exec("BEGIN");
+  db.exec(tfimm::test::kSchemaV2);
+  db.exec("INSERT INTO schema_migrations VALUES (2, " + std::to_string(kV2AppliedAt) + ")");
+  db.exec("UPDATE models SET locked = 1, lock_reason = 'paper' WHERE name = 'resnet18'");
+  db.exec(
+      "UPDATE models SET missing_since = 1700000002000 "
+      "WHERE name = 'vit_base_patch16_224.augreg_in21k'");
+  db.exec(
+      "INSERT INTO history VALUES (1, 1700000001000, 'lock', 'resnet18', '/data/w/resnet18', "
+      "'/data/w/resnet18', 'ana', 'node-a', 42)");
+  db.exec("PRAGMA user_version = 2");
   db.exec("COMMIT");
 }
 
@@ -141,9 +163,9 @@ std::vector<Child> run_helpers_at_once(const std::vector<std::vector<std::string
 }  // namespace
 
 TEST_CASE("every released schema version has an upgrade test in this file", "[storage]") {
-  // Adding migration 003 means adding a "registry written by release 2"
+  // Adding migration 004 means adding a "registry written by release 3"
   // fixture and its upgrade test below, then raising this number.
-  CHECK(tfimm::schema_version() == 2);
+  CHECK(tfimm::schema_version() == 3);
 }
 
 TEST_CASE("reading a registry that does not exist answers empty and creates nothing", "[storage]") {
@@ -260,6 +282,45 @@ TEST_CASE("a registry written by release 1 is upgraded with its data intact", "[
     CHECK(db.integer("PRAGMA application_id") == registry_application_id());
     CHECK(tfimm::migration_status(file).pending.empty());
   }
+}
+
+TEST_CASE(
+    "a registry written by release 2 is upgraded with its data intact, each entry local to no host",
+    "[storage][hosts]") {
+  t::TestContext ctx;
+  const std::string file = ctx.path("registry.db");
+  make_v2_registry(file);
+  const std::string before = t::read_file(file);
+  auto status = tfimm::migration_status(file);
+  CHECK(status.current == 2);
+  CHECK(status.pending == std::vector<int>{3});
+  CHECK(t::read_file(file) == before);
+
+  tfimm::Registry reg(file);
+  auto entries = reg.entries();
+  REQUIRE(entries.size() == 2);
+  CHECK(entries[0].name == "resnet18");
+  CHECK(entries[0].locked);
+  CHECK(entries[0].lock_reason == "paper");
+  CHECK(entries[0].updated_at == 1600000005000);
+  CHECK(entries[0].local_to.empty());
+  CHECK(entries[1].missing_since == 1700000002000);
+  CHECK(entries[1].local_to.empty());
+  // Local to no host: judged here as before, never other_host.
+  for (const auto& item : reg.audit().items) CHECK(item.status == tfimm::PathStatus::Missing);
+  auto history = reg.history();
+  REQUIRE(history.size() == 1);
+  CHECK(history[0].host == "node-a");
+  CHECK(history[0].pid == 42);
+
+  // Registered again, the entry records its host.
+  reg.set_model_cache("resnet18", ctx.path("models/resnet18"));
+  char host[256] = {};
+  REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+  CHECK(reg.entry("resnet18")->local_to == host);
+  t::RawDb db(file);
+  CHECK(db.integer("PRAGMA user_version") == 3);
+  CHECK(db.integer("SELECT applied_at FROM schema_migrations WHERE version = 2") == kV2AppliedAt);
 }
 
 TEST_CASE("several processes upgrading a release 1 registry at once all succeed", "[storage]") {

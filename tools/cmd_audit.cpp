@@ -16,14 +16,16 @@ nlohmann::ordered_json to_json(const AuditItem& item) {
           {"detail", item.detail},
           {"missing_since", item.entry.missing_since
                                 ? nlohmann::ordered_json(iso_time(*item.entry.missing_since, true))
-                                : nlohmann::ordered_json(nullptr)}};
+                                : nlohmann::ordered_json(nullptr)},
+          {"local_to", item.entry.local_to}};
 }
 
 std::string summary(const AuditReport& report) {
   std::string out = std::to_string(report.items.size()) +
                     (report.items.size() == 1 ? " entry" : " entries") + " checked";
-  for (PathStatus s : {PathStatus::Ok, PathStatus::Missing, PathStatus::DanglingLink,
-                       PathStatus::NotAccessible, PathStatus::NotADirectory, PathStatus::Error}) {
+  for (PathStatus s :
+       {PathStatus::Ok, PathStatus::Missing, PathStatus::DanglingLink, PathStatus::NotAccessible,
+        PathStatus::NotADirectory, PathStatus::Error, PathStatus::OtherHost}) {
     if (std::size_t n = report.count(s); n > 0)
       out += ", " + std::to_string(n) + " " + to_string(s);
   }
@@ -48,13 +50,17 @@ void setup_audit(CLI::App& app, Program& program) {
   sub->add_option("-j,--jobs", options->jobs, "Paths checked at once (default: library's choice)")
       ->type_name("N")
       ->check(CLI::Range(1u, 256u));
+  sub->add_flag("--all-hosts", options->all_hosts,
+                "Also check paths local to other hosts, as if they were this host's");
   sub->footer(
       "Never changes or deletes files; records when each path was first found\n"
       "missing (used by prune --expire). Exits with 1 when an entry is stale\n"
-      "(missing, a dangling link, or below a file).\n"
-      "Statuses: ok, missing, dangling_link, not_accessible, not_a_directory, error.\n"
+      "(missing, a dangling link, or below a file). A path registered on\n"
+      "another host's local file system is not checked here (other_host).\n"
+      "Statuses: ok, missing, dangling_link, not_accessible, not_a_directory, error,\n"
+      "other_host.\n"
       "JSON fields: name, path, status (string), locked (bool), detail (string),\n"
-      "missing_since (ISO 8601 UTC string or null).\n\n"
+      "missing_since (ISO 8601 UTC string or null), local_to (host name, or \"\").\n\n"
       "Example:\n  tfimm-cache audit\n  tfimm-cache audit --json --jobs 32");
   bind_command(sub, program, options, run_audit);
 }
@@ -64,6 +70,7 @@ int run_audit(const GlobalOptions& global, const AuditCmdOptions& options) {
   Progress progress("checking paths");
   AuditOptions audit_options;
   audit_options.threads = options.jobs;
+  audit_options.all_hosts = options.all_hosts;
   audit_options.progress = [&progress](std::size_t done, std::size_t total) {
     progress.update(done, total);
   };
@@ -87,6 +94,9 @@ int run_audit(const GlobalOptions& global, const AuditCmdOptions& options) {
     for (const auto& item : report.items) {
       std::string detail =
           item.is_symlink && !item.detail.empty() ? "-> " + item.detail : item.detail;
+      if (item.status == PathStatus::OtherHost) {
+        detail = "local to host " + item.entry.local_to + "; audit there, or --all-hosts";
+      }
       if (item.entry.missing_since) {
         detail = "missing since " + iso_time(*item.entry.missing_since) + " (" +
                  age(*item.entry.missing_since) + " ago)" + (detail.empty() ? "" : "; " + detail);

@@ -8,6 +8,7 @@ namespace tfimm::tool {
 struct AuditCmdOptions {
   bool json = false;
   unsigned jobs = 0;  // 0: the library's default
+  bool all_hosts = false;
 };
 
 void setup_audit(CLI::App& app, Program& program);

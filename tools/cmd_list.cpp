@@ -32,7 +32,9 @@ void setup_list(CLI::App& app, Program& program) {
       "when the path could not be checked), LOCKED (with the reason).\n"
       "JSON fields: name (string), path (string), exists (bool, or null when the\n"
       "path could not be checked), status (string, as in audit), locked (bool),\n"
-      "lock_reason (string), created_at, updated_at (ISO 8601 UTC strings).\n"
+      "lock_reason (string), created_at, updated_at (ISO 8601 UTC strings),\n"
+      "local_to (the host whose local file system holds the path, or \"\"; such a\n"
+      "path is not checked on other hosts: status other_host).\n"
       "Paths are checked in parallel (--jobs at once), as audit does.\n"
       "Models found only under the cache directory are not entries (see `path`).\n\n"
       "Example:\n  tfimm-cache list\n  tfimm-cache list --json | jq -r '.[].name'");
@@ -62,7 +64,8 @@ int run_list(const GlobalOptions& global, const ListOptions& options) {
                {"locked", e.locked},
                {"lock_reason", e.lock_reason},
                {"created_at", iso_time(e.created_at, true)},
-               {"updated_at", iso_time(e.updated_at, true)}});
+               {"updated_at", iso_time(e.updated_at, true)},
+               {"local_to", e.local_to}});
     }
     out.finish();
     return kExitOk;

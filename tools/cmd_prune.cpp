@@ -19,7 +19,11 @@ void setup_prune(CLI::App& app, Program& program) {
   sub->add_option("-j,--jobs", options->jobs, "Paths checked at once (default: library's choice)")
       ->type_name("N")
       ->check(CLI::Range(1u, 256u));
+  sub->add_flag("--all-hosts", options->all_hosts,
+                "Also judge paths local to other hosts, as if they were this host's");
   sub->footer(
+      "Entries whose path is local to another host are kept: only that host can\n"
+      "tell whether the path is gone (prune there, or --all-hosts).\n"
       "Locked entries are always kept (see `lock`). With --expire, an entry is\n"
       "forgotten only once it has been missing that long; the first audit or prune\n"
       "that finds it missing starts the clock. Everything is forgotten in one\n"
@@ -33,6 +37,7 @@ int run_prune(const GlobalOptions& global, const PruneCmdOptions& options) {
   prune_options.dry_run = options.dry_run;
   if (options.expire) prune_options.expire = parse_duration(*options.expire);
   prune_options.audit.threads = options.jobs;
+  prune_options.audit.all_hosts = options.all_hosts;
 
   Registry registry = open_registry(global);
   Progress progress("checking paths");
@@ -71,6 +76,13 @@ int run_prune(const GlobalOptions& global, const PruneCmdOptions& options) {
                item.entry.path,
                since});
   }
+  for (const auto& item : report.other_host) {
+    table.add({{"kept (other host)", Style::Colour::Yellow},
+               item.entry.name,
+               to_string(item.status),
+               item.entry.path,
+               "local to host " + item.entry.local_to});
+  }
   if (!table.empty()) table.print(std::cout, style);
 
   std::cout << (report.dry_run ? "dry run, nothing changed: " : "") << "checked " << report.checked
@@ -79,6 +91,9 @@ int run_prune(const GlobalOptions& global, const PruneCmdOptions& options) {
   if (options.expire) {
     std::cout << " and " << report.kept_young.size() << " missing for less than "
               << *options.expire;
+  }
+  if (!report.other_host.empty()) {
+    std::cout << "; " << report.other_host.size() << " local to other hosts, not checked";
   }
   std::cout << '\n';
   return kExitOk;

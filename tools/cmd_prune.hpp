@@ -12,6 +12,7 @@ struct PruneCmdOptions {
   bool dry_run = false;
   std::optional<std::string> expire;  // a duration for parse_duration()
   unsigned jobs = 0;
+  bool all_hosts = false;
 };
 
 void setup_prune(CLI::App& app, Program& program);

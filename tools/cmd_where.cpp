@@ -22,11 +22,18 @@ int run_where(const GlobalOptions& global, const WhereOptions& /*options*/) {
   Registry registry = open_registry(global);
   const RegistryLocation& location = registry.location();
   std::string detail;
-  // A registry on a server is asked; a file is looked at.
-  const bool server = is_server_location(location.path);
-  PathStatus status =
-      server ? (registry.migration_status().exists ? PathStatus::Ok : PathStatus::Missing)
-             : check_path(location.path, &detail);
+  // A registry on a server is asked; a file is looked at. A server that
+  // cannot be asked leaves the answer unknown: where it is still holds.
+  PathStatus status = PathStatus::Error;
+  if (is_server_location(location.path)) {
+    try {
+      status = registry.migration_status().exists ? PathStatus::Ok : PathStatus::Missing;
+    } catch (const RegistryError& e) {
+      detail = e.what();
+    }
+  } else {
+    status = check_path(location.path, &detail);
+  }
   note_ignored(location.ignored);
 
   std::cout << "registry: " << printable(location.path) << '\n';
@@ -49,6 +56,8 @@ int run_where(const GlobalOptions& global, const WhereOptions& /*options*/) {
     std::cout << "yes\n";
   } else if (status == PathStatus::Missing) {
     std::cout << "no (created on the first change)\n";
+  } else if (is_server_location(location.path)) {
+    std::cout << "unknown (" << printable(detail) << ")\n";
   } else {
     std::cout << "no (" << to_string(status) << (detail.empty() ? "" : ": " + printable(detail))
               << ")\n";

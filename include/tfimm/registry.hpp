@@ -134,6 +134,12 @@ struct Entry {
   std::string lock_reason;
   // When an audit or prune first found the path missing; empty while found.
   std::optional<Timestamp> missing_since;
+  // The host whose own file system holds the path: the host that registered
+  // it, when the path was on a local (not network) file system there. Empty
+  // when the path is on a network file system, or was registered before the
+  // registry recorded hosts. An audit or prune on any other host leaves such
+  // an entry alone (PathStatus::OtherHost).
+  std::string local_to;
 };
 
 enum class ResolveSource {
@@ -150,10 +156,11 @@ enum class PathStatus {
   NotAccessible,  // cannot be checked: permission denied on a parent
   NotADirectory,  // a parent component is a file
   Error,          // another error (I/O, too many symlink levels, ...)
+  OtherHost,      // not checked: the path is local to another host (Entry::local_to)
 };
 
 // "ok", "missing", "dangling_link", "not_accessible", "not_a_directory",
-// "error": the spelling used in JSON output.
+// "error", "other_host": the spelling used in JSON output.
 std::string to_string(PathStatus status);
 
 // Checks one path without changing anything. `detail` gets the system's
@@ -207,6 +214,9 @@ struct AuditOptions {
   // Called from the calling thread as checks complete: (done, total). It may
   // call the Registry being audited; other threads' calls wait meanwhile.
   std::function<void(std::size_t, std::size_t)> progress;
+  // Also check the paths local to other hosts, as if they were this host's
+  // (for a host whose name changed, such as a container's).
+  bool all_hosts = false;
 };
 
 struct PruneOptions {
@@ -225,6 +235,7 @@ struct PruneReport {
   std::vector<PruneItem> removed;      // forgotten (or, dry run, to forget)
   std::vector<PruneItem> kept_locked;  // stale but locked
   std::vector<PruneItem> kept_young;   // stale, but not missing long enough
+  std::vector<PruneItem> other_host;   // not checked: local to another host
   std::size_t checked = 0;
   bool dry_run = false;
 };

@@ -13,7 +13,8 @@ namespace tfimm::detail {
 
 // Registers (or re-registers) `name` at `path`: a history row records the
 // path it replaced; created_at and the lock stay; a re-registered entry is
-// no longer missing.
+// no longer missing; it is local to this host when its parent directory is
+// on a local file system here (Entry::local_to).
 void set_model(Writer& w, const std::string& name, const std::string& path, Timestamp now);
 
 // set_model() for every set of `batch`, in name order, in a few set-based
@@ -21,7 +22,8 @@ void set_model(Writer& w, const std::string& name, const std::string& path, Time
 void write_batch(Writer& w, const WriteBatch& batch, Timestamp now);
 
 // set_model() for many names at once (an import): `changes` give each
-// old path as the caller read it in this transaction.
+// old path as the caller read it in this transaction; their host_local is
+// decided here.
 void set_models(Writer& w, const std::string& action, const std::vector<PathChange>& changes,
                 Timestamp now);
 

@@ -21,6 +21,9 @@ struct PathChange {
   const std::string* name = nullptr;
   const std::string* path = nullptr;
   const std::string* old_path = nullptr;  // nullptr: not registered before
+  // The path is on a local file system of this host (host_local()): the
+  // entry is stored as local to this host (Entry::local_to).
+  bool host_local = false;
 };
 
 // The path of a name, else the value of a setting, read in one snapshot.
@@ -63,9 +66,10 @@ class Writer : public Reader {
   // RegistryBusy when another process created it after the body read it as
   // empty.)
   virtual void begin_change() = 0;
-  // Stores each change's path, updated_at = `now` and missing_since =
-  // `missing_since`; a new row is created at `now`, unlocked. Created_at
-  // and the lock of an existing row are kept.
+  // Stores each change's path, updated_at = `now`, missing_since =
+  // `missing_since` and local_to = this process's host when the change is
+  // host_local, else empty; a new row is created at `now`, unlocked.
+  // Created_at and the lock of an existing row are kept.
   virtual void put_paths(const std::vector<PathChange>& changes, Timestamp now,
                          std::optional<Timestamp> missing_since) = 0;
   // Returns whether there was such a row.

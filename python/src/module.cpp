@@ -181,6 +181,7 @@ py::object entry_dict(const std::optional<tfimm::Entry>& entry) {
   d["locked"] = entry->locked;
   d["lock_reason"] = py::str(entry->lock_reason);
   d["missing_since"] = entry->missing_since ? py::cast(*entry->missing_since) : py::none();
+  d["local_to"] = fs_str(entry->local_to);
   return std::move(d);
 }
 
@@ -239,6 +240,7 @@ py::dict prune_dict(const tfimm::PruneReport& report) {
   d["removed"] = prune_items(report.removed);
   d["kept_locked"] = prune_items(report.kept_locked);
   d["kept_young"] = prune_items(report.kept_young);
+  d["other_host"] = prune_items(report.other_host);
   d["checked"] = report.checked;
   d["dry_run"] = report.dry_run;
   return d;

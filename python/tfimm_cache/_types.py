@@ -46,7 +46,9 @@ class CacheDir:
 @dataclass(frozen=True)
 class Entry:
     """A model-specific entry. missing_since: when an audit first found the
-    path missing, None while it is found."""
+    path missing, None while it is found. local_to: the host whose local file
+    system holds the path ("" for a path on a network file system); audits
+    and prunes on other hosts leave the entry alone."""
 
     name: str
     path: str
@@ -55,6 +57,7 @@ class Entry:
     locked: bool
     lock_reason: str
     missing_since: Optional[float]
+    local_to: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class PruneReport:
     kept_young: Tuple[PruneItem, ...]
     checked: int
     dry_run: bool
+    other_host: Tuple[PruneItem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,7 @@ def _entry(raw: Dict[str, Any]) -> Entry:
         raw["locked"],
         raw["lock_reason"],
         _seconds(raw["missing_since"]),
+        raw["local_to"],
     )
 
 
@@ -227,7 +232,12 @@ def _prune(raw: Dict[str, Any]) -> PruneReport:
         return tuple(PruneItem(_entry(i["entry"]), i["status"]) for i in raw[key])
 
     return PruneReport(
-        items("removed"), items("kept_locked"), items("kept_young"), raw["checked"], raw["dry_run"]
+        items("removed"),
+        items("kept_locked"),
+        items("kept_young"),
+        raw["checked"],
+        raw["dry_run"],
+        items("other_host"),
     )
 
 

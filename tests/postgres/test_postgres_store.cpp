@@ -227,6 +227,20 @@ TEST_CASE("a read-only role can list, look up, audit and export, and its writes 
              schema.name());
 }
 
+TEST_CASE("where on a server that cannot be reached still says where, and that it cannot tell",
+          "[postgresql][faults][tool]") {
+  test::TestContext ctx;
+  const std::string location =
+      "postgresql://tfimm_pw:hunter2@/models?host=" + ctx.path("no-server-here");
+  auto r = tool(ctx, location, {"where"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("registry: postgresql://tfimm_pw@/models?host=" + ctx.path("no-server-here")) !=
+        std::string::npos);
+  CHECK(r.out.find("exists:   unknown (cannot reach the PostgreSQL server") != std::string::npos);
+  CHECK(r.out.find("hunter2") == std::string::npos);
+  CHECK(r.err.find("hunter2") == std::string::npos);
+}
+
 TEST_CASE("a writer holding the registry longer than the busy timeout gives RegistryBusy",
           "[postgresql][busy]") {
   test::TestContext ctx;
@@ -373,6 +387,43 @@ TEST_CASE("8 processes opening a new registry at once migrate it exactly once",
   CHECK(schema.sql("SELECT count(*) FROM schema_migrations") ==
         std::to_string(migration_status(schema.location()).latest));
   CHECK(schema.sql("SELECT count(*) FROM models") == "8");
+}
+
+TEST_CASE(
+    "a registry written by release 1 is upgraded with its data intact, each entry local to no host",
+    "[postgresql][migrations][hosts]") {
+  test::TestContext ctx;
+  PgSchema schema;
+  test::pg_query(test::postgres_url(), "CREATE SCHEMA " + schema.name());
+  schema.sql(test::read_file(TFIMM_PG_MIGRATION_001));
+  schema.sql("INSERT INTO schema_migrations VALUES (1, 1700000000000, 1)");
+  schema.sql(
+      "INSERT INTO models VALUES ('resnet18'::bytea, '/data/resnet18'::bytea, 1, 2, true, "
+      "'paper'::bytea, 3)");
+  schema.sql(
+      "INSERT INTO history(at, action, name, old_path, new_path, \"user\", host, pid) VALUES "
+      "(4, 'lock', 'resnet18'::bytea, '/data/resnet18'::bytea, '/data/resnet18'::bytea, "
+      "'ana'::bytea, 'node-a'::bytea, 42)");
+
+  Registry reg(schema.location());
+  CHECK(migration_status(schema.location()).pending == std::vector<int>{2});
+  auto entries = reg.entries();
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0].path == "/data/resnet18");
+  CHECK(entries[0].created_at == 1);
+  CHECK(entries[0].updated_at == 2);
+  CHECK(entries[0].locked);
+  CHECK(entries[0].lock_reason == "paper");
+  CHECK(entries[0].missing_since == 3);
+  CHECK(entries[0].local_to.empty());
+  REQUIRE(reg.audit().items.size() == 1);
+  CHECK(reg.audit().items[0].status == PathStatus::Missing);  // judged here, as before
+  REQUIRE(reg.history().size() == 1);
+  CHECK(reg.history()[0].host == "node-a");
+  CHECK(migration_status(schema.location()).pending.empty());
+  CHECK(schema.sql("SELECT max(version) FROM schema_migrations") == "2");
+  // Release 1 code may still use it: the migration declared it compatible.
+  CHECK(schema.sql("SELECT oldest_compatible FROM schema_migrations WHERE version = 2") == "1");
 }
 
 TEST_CASE(

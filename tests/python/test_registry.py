@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import threading
 
 import pytest
@@ -30,6 +31,7 @@ def test_entries_and_resolve_return_frozen_records(env, reg):
     assert isinstance(entry, tfimm_cache.Entry)
     assert (entry.name, entry.path, entry.locked) == ("resnet18", env.path("w/r18"), False)
     assert entry.created_at > 1.6e9 and entry.missing_since is None
+    assert entry.local_to == socket.gethostname()  # a path on this host's own disk
     assert reg.entry("nosuch") is None
     r = reg.resolve("resnet18")
     assert (r.source, r.exists, r.status) == ("entry", True, "ok")

@@ -79,13 +79,14 @@ TEST_CASE("audit --json has one object per entry with the documented fields",
   REQUIRE(json.is_array());
   REQUIRE(json.size() == 4);
   for (const auto& item : json) {
-    CHECK(item.size() == 6);
+    CHECK(item.size() == 7);
     CHECK(item.at("name").is_string());
     CHECK(item.at("path").is_string());
     CHECK(item.at("status").is_string());
     CHECK(item.at("locked").is_boolean());
     CHECK(item.at("detail").is_string());
     CHECK((item.at("missing_since").is_null() || item.at("missing_since").is_string()));
+    CHECK(item.at("local_to").is_string());
   }
   CHECK(json[0]["name"] == "gone");
   CHECK(json[0]["status"] == "missing");

@@ -63,7 +63,7 @@ TEST_CASE("list --json has one object per entry with the documented fields", "[l
   REQUIRE(json.is_array());
   REQUIRE(json.size() == 2);
   for (const auto& item : json) {
-    CHECK(item.size() == 8);
+    CHECK(item.size() == 9);
     CHECK(item.at("name").is_string());
     CHECK(item.at("path").is_string());
     CHECK(item.at("exists").is_boolean());
@@ -72,6 +72,7 @@ TEST_CASE("list --json has one object per entry with the documented fields", "[l
     CHECK(item.at("lock_reason").is_string());
     CHECK(is_iso_utc(item.at("created_at").get<std::string>()));
     CHECK(is_iso_utc(item.at("updated_at").get<std::string>()));
+    CHECK(item.at("local_to").is_string());
   }
   CHECK(json[0]["name"] == "resnet18");
   CHECK(json[0]["path"] == here);

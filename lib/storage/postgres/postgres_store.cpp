@@ -43,7 +43,8 @@ int oldest_compatible(const pg::Migration& m) {
 int latest_version() { return pg::kMigrations.back().version; }
 
 constexpr const char* kModelColumns =
-    "SELECT name, path, created_at, updated_at, locked, lock_reason, missing_since FROM models ";
+    "SELECT name, path, created_at, updated_at, locked, lock_reason, missing_since, local_to "
+    "FROM models ";
 
 Entry entry_from(const pq::Result& r, int row) {
   Entry e;
@@ -54,6 +55,7 @@ Entry entry_from(const pq::Result& r, int row) {
   e.locked = r.boolean(row, 4);
   e.lock_reason = r.bytes(row, 5);
   if (!r.null(row, 6)) e.missing_since = r.int8(row, 6);
+  e.local_to = r.bytes(row, 7);
   return e;
 }
 
@@ -516,19 +518,27 @@ void PostgresStore::put_paths(const std::vector<PathChange>& changes, Timestamp 
   try {
     Params p;
     std::vector<const std::string*> paths;
+    std::string local;  // one '1' or '0' per change: whether it is host_local
     paths.reserve(changes.size());
-    for (const auto& c : changes) paths.push_back(c.path);
+    local.reserve(changes.size());
+    for (const auto& c : changes) {
+      paths.push_back(c.path);
+      local.push_back(c.host_local ? '1' : '0');
+    }
     p.bytea_array(names_of(changes)).bytea_array(paths).int8(now);
     if (missing_since) {
       p.int8(*missing_since);
     } else {
       p.null(Type::Int8);
     }
+    p.bytes(actor_base().host).bytes(local, Type::Text);
     conn_->exec(
-        "INSERT INTO models(name, path, created_at, updated_at, missing_since) "
-        "SELECT n, p, $3, $3, $4 FROM unnest($1::bytea[], $2::bytea[]) AS c(n, p) "
+        "INSERT INTO models(name, path, created_at, updated_at, missing_since, local_to) "
+        "SELECT n, p, $3, $3, $4, CASE WHEN substr($6, i::int, 1) = '1' THEN $5 ELSE ''::bytea END "
+        "FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS c(n, p, i) "
         "ON CONFLICT (name) DO UPDATE SET path = excluded.path, "
-        "updated_at = excluded.updated_at, missing_since = excluded.missing_since",
+        "updated_at = excluded.updated_at, missing_since = excluded.missing_since, "
+        "local_to = excluded.local_to",
         p);
   } catch (const pq::Error& e) {
     fail(e, changes.size() == 1 ? "register a model in" : "register models in");

@@ -28,7 +28,8 @@ T* zeroed() {
 }
 
 int changes_connect(sqlite3* db, void*, int, const char* const*, sqlite3_vtab** out, char**) {
-  const int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(name, path, old_path, rows HIDDEN)");
+  const int rc =
+      sqlite3_declare_vtab(db, "CREATE TABLE x(name, path, old_path, host_local, rows HIDDEN)");
   if (rc != SQLITE_OK) return rc;
   auto* table = zeroed<sqlite3_vtab>();
   if (table == nullptr) return SQLITE_NOMEM;
@@ -44,7 +45,7 @@ int changes_disconnect(sqlite3_vtab* table) {
 int changes_best_index(sqlite3_vtab*, sqlite3_index_info* info) {
   for (int i = 0; i < info->nConstraint; ++i) {
     const auto& c = info->aConstraint[i];
-    if (c.iColumn != 3 || c.op != SQLITE_INDEX_CONSTRAINT_EQ) continue;
+    if (c.iColumn != 4 || c.op != SQLITE_INDEX_CONSTRAINT_EQ) continue;
     if (!c.usable) return SQLITE_CONSTRAINT;
     info->aConstraintUsage[i].argvIndex = 1;
     info->aConstraintUsage[i].omit = 1;
@@ -92,6 +93,10 @@ int changes_eof(sqlite3_vtab_cursor* cursor) {
 int changes_column(sqlite3_vtab_cursor* cursor, sqlite3_context* ctx, int column) {
   const auto& c = as_cursor(cursor);
   const auto& change = (*c.rows)[c.row];
+  if (column == 3) {
+    sqlite3_result_int(ctx, change.host_local ? 1 : 0);
+    return SQLITE_OK;
+  }
   const std::string* text = column == 0   ? change.name
                             : column == 1 ? change.path
                             : column == 2 ? change.old_path

@@ -10,7 +10,7 @@ namespace tfimm::detail {
 namespace {
 
 constexpr const char* kModelColumns =
-    "name, path, created_at, updated_at, locked, lock_reason, missing_since";
+    "name, path, created_at, updated_at, locked, lock_reason, missing_since, local_to";
 
 Entry entry_from_row(SQLite::Statement& st) {
   Entry e;
@@ -21,6 +21,7 @@ Entry entry_from_row(SQLite::Statement& st) {
   e.locked = st.getColumn(4).getInt() != 0;
   e.lock_reason = st.getColumn(5).getString();
   if (!st.getColumn(6).isNull()) e.missing_since = st.getColumn(6).getInt64();
+  e.local_to = st.getColumn(7).getString();
   return e;
 }
 
@@ -223,14 +224,16 @@ void SqliteStore::put_paths(const std::vector<PathChange>& changes, Timestamp no
                             std::optional<Timestamp> missing_since) {
   if (changes.empty()) return;
   if (absent_) materialize();
+  const std::string& host = actor_base().host;
   try {
     if (changes.size() == 1) {
       // One set: the kept statement.
       Use st(conn().prepare(
-          "INSERT INTO models(name, path, created_at, updated_at, missing_since) "
-          "VALUES(?1, ?2, ?3, ?3, ?4) "
+          "INSERT INTO models(name, path, created_at, updated_at, missing_since, local_to) "
+          "VALUES(?1, ?2, ?3, ?3, ?4, ?5) "
           "ON CONFLICT(name) DO UPDATE SET path = excluded.path, "
-          "updated_at = excluded.updated_at, missing_since = excluded.missing_since"));
+          "updated_at = excluded.updated_at, missing_since = excluded.missing_since, "
+          "local_to = excluded.local_to"));
       st->bindNoCopy(1, *changes[0].name);
       st->bindNoCopy(2, *changes[0].path);
       st->bind(3, static_cast<std::int64_t>(now));
@@ -239,14 +242,19 @@ void SqliteStore::put_paths(const std::vector<PathChange>& changes, Timestamp no
       } else {
         st->bind(4);
       }
+      static const std::string kNoHost;
+      st->bindNoCopy(5, changes[0].host_local ? host : kNoHost);
       st->exec();
       return;
     }
     run_with_changes(conn().db.getHandle(),
-                     "INSERT INTO models(name, path, created_at, updated_at, missing_since) "
-                     "SELECT name, path, ?2, ?2, ?3 FROM tfimm_changes(?1) WHERE true "
+                     "INSERT INTO models(name, path, created_at, updated_at, missing_since, "
+                     "local_to) "
+                     "SELECT name, path, ?2, ?2, ?3, CASE WHEN host_local THEN ?4 ELSE '' END "
+                     "FROM tfimm_changes(?1) WHERE true "
                      "ON CONFLICT(name) DO UPDATE SET path = excluded.path, "
-                     "updated_at = excluded.updated_at, missing_since = excluded.missing_since",
+                     "updated_at = excluded.updated_at, missing_since = excluded.missing_since, "
+                     "local_to = excluded.local_to",
                      changes, [&](sqlite3_stmt* st) {
                        sqlite3_bind_int64(st, 2, now);
                        if (missing_since) {
@@ -254,6 +262,8 @@ void SqliteStore::put_paths(const std::vector<PathChange>& changes, Timestamp no
                        } else {
                          sqlite3_bind_null(st, 3);
                        }
+                       sqlite3_bind_text(st, 4, host.data(), static_cast<int>(host.size()),
+                                         SQLITE_STATIC);
                      });
   } catch (const std::exception& e) {
     fail(e, changes.size() == 1 ? "register a model in" : "register models in");
