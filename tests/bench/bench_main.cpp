@@ -29,14 +29,16 @@ namespace {
 
 using namespace tfimm::bench;
 
-const char* const kFigureKeys[] = {
-    "lookup-hit", "lookup-fallback", "durable-set",    "bulk-import",
-    "audit",      "contention",      "open",           "tool",
-    "memory",     "du",              "pg-lookup-hit",  "pg-durable-set",
-    "pg-contention"};
+const char* const kFigureKeys[] = {"lookup-hit",    "lookup-fallback",
+                                   "durable-set",   "bulk-import",
+                                   "audit",         "contention",
+                                   "open",          "tool",
+                                   "memory",        "du",
+                                   "pg-lookup-hit", "pg-durable-set",
+                                   "pg-open",       "pg-contention"};
 // Rows of the table in a full run: one per key, none for memory (its own
 // table), two for bulk-import (import and transaction) and two for open
-// (C++ runtime linked in, and shared); three more with --postgresql.
+// (C++ runtime linked in, and shared); four more with --postgresql.
 constexpr std::size_t kFigureRows = 11;
 
 constexpr const char* kUsage =
@@ -46,7 +48,8 @@ constexpr const char* kUsage =
     "  --smoke        tiny sizes: checks that every figure runs (seconds, for ctest)\n"
     "  --only KEYS    run only these figures: lookup-hit, lookup-fallback, durable-set,\n"
     "                 bulk-import, audit, contention, open, tool, memory, du, and\n"
-    "                 with --postgresql pg-lookup-hit, pg-durable-set, pg-contention\n"
+    "                 with --postgresql pg-lookup-hit, pg-durable-set, pg-open,\n"
+    "                 pg-contention\n"
     "  --dir DIR      scratch directory for registries and model directories\n"
     "                 (default $TMPDIR, else /tmp); its file system sets the fsync cost\n"
     "  --tool PATH    the tfimm-cache program (default: the one built with this bench)\n"
@@ -268,6 +271,12 @@ int main(int argc, char** argv) {
               [&] { figures.push_back(pg_durable_set(config, schema_url(schema))); });
       drop(schema);
     }
+    if (wanted("pg-open")) {
+      progress("open on PostgreSQL");
+      const std::string schema = "bench_open_" + suffix;
+      attempt("open (PostgreSQL)", [&] { figures.push_back(pg_open(config, schema_url(schema))); });
+      drop(schema);
+    }
     if (wanted("pg-contention")) {
       progress("contention on PostgreSQL");
       const std::string schema = "bench_contention_" + suffix;
@@ -309,7 +318,7 @@ int main(int argc, char** argv) {
             << failures << " failed); goals met: " << met << " of " << measured << "\n";
   if (failures > 0) return 1;
   // Every figure printed a row (measured or skipped with its reason).
-  const std::size_t rows = kFigureRows + (postgresql.empty() ? 0 : 3);
+  const std::size_t rows = kFigureRows + (postgresql.empty() ? 0 : 4);
   if (only.empty() && figures.size() != rows) {
     std::cerr << "tfimm_bench: expected " << rows << " figure rows, printed " << figures.size()
               << "\n";

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <map>
 #include <memory>
 #include <stdexcept>
 
@@ -142,6 +143,52 @@ Figure pg_durable_set(const Config& config, const std::string& location) {
   f.note =
       "ours: one transaction with its history row; baseline: INSERT ... ON CONFLICT in "
       "autocommit, no history";
+  return f;
+}
+
+Figure pg_open(const Config& config, const std::string& location) {
+  Figure f;
+  f.name = "open (PostgreSQL)";
+  f.unit = "ms";
+  f.scale = 1e-6;
+  f.goal_value = 1.3;
+  if (config.open_ours.empty()) {
+    f.skipped = "bench_open_ours was not built";
+    return f;
+  }
+  const std::string raw_program = TFIMM_BENCH_OPEN_PQ;
+  Registry registry(location);
+  Snapshot snapshot;
+  std::vector<std::string> names, paths;
+  for (std::size_t i = 0; i < 100; ++i) {
+    names.push_back("model_" + std::to_string(i));
+    paths.push_back("/models/" + names.back());
+    snapshot.models.push_back({names.back(), paths.back(), false, ""});
+  }
+  registry.import(snapshot);  // also migrates: each process below only connects
+  const std::map<std::string, std::string> env = {{"TFIMM_REGISTRY", location}};
+  const auto argv = [&](bool ours, const std::string& name) {
+    return ours ? std::vector<std::string>{config.open_ours, name}
+                : std::vector<std::string>{raw_program, location, name};
+  };
+  for (const bool ours : {true, false}) {
+    const auto r = run_child(argv(ours, names[0]), Output::Capture, config.root, env);
+    need(r.exit_code == 0 && r.out == paths[0] + "\n",
+         "open (PostgreSQL): " + argv(ours, names[0])[0] + " answered wrongly: " + r.out + r.err);
+  }
+  for (std::size_t rep = 0; rep < config.process_reps; ++rep) {
+    const auto& name = names[(rep * 37) % names.size()];
+    // Alternating which goes first, so that neither always finds the
+    // server's caches warmed by the other.
+    for (const bool ours : {rep % 2 == 0, rep % 2 != 0}) {
+      const auto r = run_child(argv(ours, name), Output::Discard, config.root, env);
+      need(r.exit_code == 0, "open (PostgreSQL): " + argv(ours, name)[0] + " failed for " + name);
+      (ours ? f.ours : f.base).add(r.wall_ns);
+    }
+  }
+  f.note =
+      "whole process (spawn to exit): default registry via $TFIMM_REGISTRY (a postgresql:// URL) "
+      "and one lookup, vs PQconnectdb and one SELECT; each connects anew";
   return f;
 }
 

@@ -14,5 +14,9 @@ Figure pg_lookup_hit(const Config& config, const std::string& location);
 // set_model_cache with its history row against a raw INSERT ... ON CONFLICT
 // in autocommit.
 Figure pg_durable_set(const Config& config, const std::string& location);
+// A fresh process connecting and answering one lookup (bench_open_ours on
+// $TFIMM_REGISTRY = `location`) against raw PQconnectdb and one SELECT in a
+// fresh process (bench_open_pq).
+Figure pg_open(const Config& config, const std::string& location);
 
 }  // namespace tfimm::bench
