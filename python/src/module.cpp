@@ -655,9 +655,13 @@ PYBIND11_MODULE(_native, m) {
              return nogil([&] { return r.unlock(name); });
            })
       .def("audit",
-           [](Registry& r, unsigned threads, py::handle progress) {
+           [](Registry& r, unsigned threads, py::handle progress, bool all_hosts) {
              return audit_dict(run_checks<tfimm::AuditReport>(
-                 progress, threads, [&](const tfimm::AuditOptions& o) { return r.audit(o); }));
+                 progress, threads, [&](const tfimm::AuditOptions& o) {
+                   auto with = o;
+                   with.all_hosts = all_hosts;
+                   return r.audit(with);
+                 }));
            })
       .def("check_entries",
            [](Registry& r, unsigned threads, py::handle progress) {
@@ -666,7 +670,8 @@ PYBIND11_MODULE(_native, m) {
                  [&](const tfimm::AuditOptions& o) { return r.check_entries(o); }));
            })
       .def("prune",
-           [](Registry& r, bool dry_run, double expire, unsigned threads, py::handle progress) {
+           [](Registry& r, bool dry_run, double expire, unsigned threads, py::handle progress,
+              bool all_hosts) {
              tfimm::PruneOptions options;
              options.dry_run = dry_run;
              options.expire = std::chrono::milliseconds(static_cast<std::int64_t>(expire * 1000));
@@ -674,6 +679,7 @@ PYBIND11_MODULE(_native, m) {
                                                               [&](const tfimm::AuditOptions& o) {
                                                                 auto with = options;
                                                                 with.audit = o;
+                                                                with.audit.all_hosts = all_hosts;
                                                                 return r.prune(with);
                                                               }));
            })

@@ -169,11 +169,14 @@ class Registry:
         self._check("unlock")
         return bool(self._native.unlock(model_name))
 
-    def audit(self, *, threads: int = 0, progress: Optional[Progress] = None) -> AuditReport:
+    def audit(
+        self, *, threads: int = 0, progress: Optional[Progress] = None, all_hosts: bool = False
+    ) -> AuditReport:
         """Checks every registered path in parallel; ``progress(done, total)``
-        is called on this thread as checks complete."""
+        is called on this thread as checks complete. A path local to another
+        host is not checked (status "other_host") unless ``all_hosts``."""
         self._check("audit")
-        return _audit(self._native.audit(threads, progress))
+        return _audit(self._native.audit(threads, progress, all_hosts))
 
     def check_entries(
         self, *, threads: int = 0, progress: Optional[Progress] = None
@@ -188,12 +191,14 @@ class Registry:
         expire: Union[float, str] = 0.0,
         threads: int = 0,
         progress: Optional[Progress] = None,
+        all_hosts: bool = False,
     ) -> PruneReport:
         """Forgets entries whose path is gone (never deletes files). ``expire``:
-        seconds, or a duration like "7d"."""
+        seconds, or a duration like "7d". Entries whose path is local to
+        another host are kept (``other_host``) unless ``all_hosts``."""
         self._check("prune")
         seconds = parse_duration(expire) if isinstance(expire, str) else _seconds("expire", expire)
-        return _prune(self._native.prune(dry_run, seconds, threads, progress))
+        return _prune(self._native.prune(dry_run, seconds, threads, progress, all_hosts))
 
     def history(self, model_name: Optional[str] = None, limit: int = 0) -> List[HistoryRecord]:
         self._check("history")

@@ -3,12 +3,15 @@
 import json
 import os
 import socket
+import sys
 import threading
 
 import pytest
 
 import tfimm_cache
 from tfimm_cache import Registry, TransactionMisuse
+
+from conftest import run
 
 
 @pytest.fixture
@@ -232,3 +235,23 @@ def test_a_timeout_or_expiry_that_is_not_a_sane_duration_is_refused(env, value):
     with pytest.raises(ValueError, match="expire"):
         Registry(env.registry).prune(expire=value)
     assert not env.registry.exists()
+
+
+def test_a_path_local_to_another_host_is_left_alone_unless_all_hosts(env, reg):
+    # Another host: this machine under another host name (a UTS namespace),
+    # registering a path on its own disk that is absent here.
+    if run(["unshare", "-u", "true"]).returncode != 0:
+        pytest.skip("cannot make a UTS namespace here (unshare -u)")
+    reg.set_model_cache("warm", env.path("w/warm"))  # creates the registry
+    r = run(["unshare", "-u", "sh", "-c", 'hostname node-b && exec "$@"', "sh", sys.executable,
+             "-m", "tfimm_cache", "--registry", reg.path, "set", "theirs", env.path("w/theirs")])
+    assert r.returncode == 0, r.stderr
+    assert reg.entry("theirs").local_to == "node-b"
+    report = reg.audit()
+    assert {i.entry.name: i.status for i in report.items}["theirs"] == "other_host"
+    pruned = reg.prune()
+    assert [i.entry.name for i in pruned.other_host] == ["theirs"]
+    assert [i.entry.name for i in pruned.removed] == ["warm"]
+    assert reg.list_cached_models() == ["theirs"]
+    assert [i.status for i in reg.audit(all_hosts=True).items] == ["missing"]
+    assert [i.entry.name for i in reg.prune(all_hosts=True).removed] == ["theirs"]
