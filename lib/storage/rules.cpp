@@ -1,5 +1,6 @@
 #include "storage/rules.hpp"
 
+#include <string_view>
 #include <unordered_map>
 
 #include "storage/name_order.hpp"
@@ -18,14 +19,21 @@ class HostLocality {
  public:
   bool operator()(const std::string& path) {
     const auto slash = path.rfind('/');
-    std::string parent = slash == std::string::npos || slash == 0 ? "/" : path.substr(0, slash);
-    auto [it, fresh] = by_parent_.try_emplace(std::move(parent), false);
+    const std::string_view parent = slash == std::string::npos || slash == 0
+                                        ? std::string_view("/")
+                                        : std::string_view(path).substr(0, slash);
+    // Paths come in name order, mostly from one directory: the last answer
+    // usually holds, without a lookup.
+    if (last_ != nullptr && parent == last_->first) return last_->second;
+    auto [it, fresh] = by_parent_.try_emplace(std::string(parent), false);
     if (fresh) it->second = !on_network_fs(it->first);
+    last_ = &*it;
     return it->second;
   }
 
  private:
   std::unordered_map<std::string, bool> by_parent_;
+  const std::pair<const std::string, bool>* last_ = nullptr;
 };
 
 }  // namespace
