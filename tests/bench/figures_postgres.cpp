@@ -69,6 +69,18 @@ std::string int8(std::int64_t value) {
   return out;
 }
 
+// Registers `count` models model_<i> at /models/model_<i> in one import.
+void seed(Registry& registry, std::size_t count, std::vector<std::string>& names,
+          std::vector<std::string>& paths) {
+  Snapshot snapshot;
+  for (std::size_t i = 0; i < count; ++i) {
+    names.push_back("model_" + std::to_string(i));
+    paths.push_back("/models/" + names.back());
+    snapshot.models.push_back({names.back(), paths.back(), false, ""});
+  }
+  registry.import(snapshot);
+}
+
 [[gnu::noinline]] std::size_t pg_ours_lookup(Registry& registry, const std::string& name) {
   const auto path = registry.cached_model_path(name);
   return path ? path->size() : 0;
@@ -86,14 +98,8 @@ Figure pg_lookup_hit(const Config& config, const std::string& location) {
   f.unit = "us";
   f.goal_value = 1.2;
   Registry registry(location);
-  Snapshot snapshot;
   std::vector<std::string> names, paths;
-  for (std::size_t i = 0; i < config.lookup_entries; ++i) {
-    names.push_back("model_" + std::to_string(i));
-    paths.push_back("/models/" + names.back());
-    snapshot.models.push_back({names.back(), paths.back(), false, ""});
-  }
-  registry.import(snapshot);
+  seed(registry, config.lookup_entries, names, paths);
   RawPg raw(location, "SELECT path FROM models WHERE name = $1", 1);
   for (std::size_t i = 0; i < std::min<std::size_t>(names.size(), 50); ++i) {
     need(registry.cached_model_path(names[i]) == paths[i], "lookup hit: wrong answer");
@@ -158,14 +164,8 @@ Figure pg_open(const Config& config, const std::string& location) {
   }
   const std::string raw_program = TFIMM_BENCH_OPEN_PQ;
   Registry registry(location);
-  Snapshot snapshot;
   std::vector<std::string> names, paths;
-  for (std::size_t i = 0; i < 100; ++i) {
-    names.push_back("model_" + std::to_string(i));
-    paths.push_back("/models/" + names.back());
-    snapshot.models.push_back({names.back(), paths.back(), false, ""});
-  }
-  registry.import(snapshot);  // also migrates: each process below only connects
+  seed(registry, 100, names, paths);  // also migrates: each process below only connects
   const std::map<std::string, std::string> env = {{"TFIMM_REGISTRY", location}};
   const auto argv = [&](bool ours, const std::string& name) {
     return ours ? std::vector<std::string>{config.open_ours, name}
