@@ -159,7 +159,24 @@ bool PostgresStore::open(bool create) {
   auto& c = connection();
   if (checked_) return true;
   try {
-    const Version v = read_version(c);
+    // Most opens find a registry: its version in one statement, without the
+    // catalog views read_version() needs to tell no registry from a schema
+    // of other tables. Outside a transaction a failed statement costs
+    // nothing more.
+    Version v;
+    try {
+      auto r = c.exec(
+          "SELECT version, oldest_compatible FROM schema_migrations "
+          "ORDER BY version DESC LIMIT 1");
+      v.current = 0;
+      if (r.rows() > 0) {
+        v.current = r.int4(0, 0);
+        v.oldest_compatible = r.int4(0, 1);
+      }
+    } catch (const pq::Error& e) {
+      if (e.sqlstate() != "42P01") throw;  // undefined_table: look closer
+      v = read_version(c);
+    }
     if (v.current < 0 && !create) return false;
     if (v.current > latest_version() && v.oldest_compatible > latest_version()) {
       throw RegistryTooNew(display_,
