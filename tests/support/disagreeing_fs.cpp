@@ -24,6 +24,7 @@
 #include <fuse.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -90,9 +91,17 @@ int errno_named(const std::string& name) {
 // Only below the top level: the kernel serialises FUSE lookups within one
 // directory, so a delay on the root's children would measure the kernel's
 // queue rather than how many lookups a caller has in flight.
+// Each delayed request logs how many are in flight with it ("in flight: N"
+// on stdout), so that a test sees a caller's parallelism without timing it.
+std::atomic<int> in_flight{0};
+
 void wait_a_while(const char* path) {
   if (config.delay_ms > 0 && std::strchr(path + 1, '/') != nullptr) {
+    const int now = ++in_flight;
+    std::printf("in flight: %d\n", now);
+    std::fflush(stdout);
     std::this_thread::sleep_for(std::chrono::milliseconds(config.delay_ms));
+    --in_flight;
   }
 }
 

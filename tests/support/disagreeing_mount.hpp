@@ -18,7 +18,9 @@
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -126,6 +128,19 @@ class DisagreeingMount {
   std::string operator/(const std::string& child) const { return mountpoint_ + "/" + child; }
   bool mounted() const { return mounted_; }
 
+  // With Options::delay_ms: the most delayed requests in flight at once
+  // since the last call (0: none).
+  int max_in_flight() {
+    const std::string log = read_log();
+    int most = 0;
+    for (std::size_t at = log.find("in flight: ", seen_); at != std::string::npos;
+         at = log.find("in flight: ", at + 1)) {
+      most = std::max(most, std::atoi(log.c_str() + at + 11));
+    }
+    seen_ = log.size();
+    return most;
+  }
+
   // True when mounted. Otherwise warns why and returns false, so the test
   // can return; a mount that failed for any reason but a missing or
   // forbidden FUSE fails the test.
@@ -154,7 +169,8 @@ class DisagreeingMount {
   std::string log_;
   pid_t pid_ = -1;
   bool mounted_ = false;
-  bool denied_ = false;  // FUSE is missing or forbidden here: skip, do not fail
+  bool denied_ = false;   // FUSE is missing or forbidden here: skip, do not fail
+  std::size_t seen_ = 0;  // of the log, by max_in_flight()
   std::string why_;
 };
 
