@@ -27,6 +27,7 @@
 
 #include "fs.hpp"
 #include "quote.hpp"
+#include "storage/actor.hpp"
 #include "tfimm/names.hpp"
 #include "tfimm/paths.hpp"
 
@@ -108,10 +109,14 @@ class Walker {
     {
       std::lock_guard<std::mutex> lock(m_);
       for (std::size_t i = items_.size(); i-- > 0;) {
+        if (items_[i].status == PathStatus::OtherHost) {
+          ++finished_;  // not this host's to measure
+          continue;
+        }
         states_[i].pending = 1;
         queue_.push_back({i, items_[i].path, true});
+        ++outstanding_;
       }
-      outstanding_ = items_.size();
     }
     const unsigned n = pick_threads(options_.threads);
     std::vector<std::thread> workers;
@@ -423,6 +428,15 @@ void list_cache_dir(UsageReport& report, const std::unordered_set<std::string>& 
   ::closedir(dir);
 }
 
+// An entry whose path is local to another host is not measured here: the
+// same path here is absent, or another disk (Entry::local_to).
+void mark_other_host(UsageItem& item, const std::string& local_to, const UsageOptions& options) {
+  if (!options.all_hosts && !local_to.empty() && local_to != detail::actor_base().host) {
+    item.status = PathStatus::OtherHost;
+    item.detail = "local to host " + local_to;
+  }
+}
+
 }  // namespace
 
 std::string to_string(UsageSource source) {
@@ -431,7 +445,11 @@ std::string to_string(UsageSource source) {
 
 bool UsageReport::complete() const noexcept {
   if (cache_dir_status != PathStatus::Ok && cache_dir_status != PathStatus::Missing) return false;
-  return std::all_of(items.begin(), items.end(), [](const UsageItem& i) { return i.complete(); });
+  // A path local to another host is not this host's to count: left out of
+  // the total, it leaves the count of this host's paths complete.
+  return std::all_of(items.begin(), items.end(), [](const UsageItem& i) {
+    return i.complete() || i.status == PathStatus::OtherHost;
+  });
 }
 
 UsageReport disk_usage(Registry& registry, const UsageOptions& options) {
@@ -445,6 +463,7 @@ UsageReport disk_usage(Registry& registry, const UsageOptions& options) {
       UsageItem item;
       item.name = std::move(e.name);
       item.path = std::move(e.path);
+      mark_other_host(item, e.local_to, options);
       report.items.push_back(std::move(item));
     }
     list_cache_dir(report, registered);
@@ -456,6 +475,7 @@ UsageReport disk_usage(Registry& registry, const UsageOptions& options) {
       item.name = name;
       if (auto e = registry.entry(name)) {
         item.path = std::move(e->path);
+        mark_other_host(item, e->local_to, options);
         report.items.push_back(std::move(item));
         continue;
       }

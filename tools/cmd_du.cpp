@@ -91,7 +91,7 @@ void print_json(const UsageReport& report) {
 std::string not_counted(const UsageReport& report) {
   std::string out;
   for (PathStatus s : {PathStatus::Missing, PathStatus::DanglingLink, PathStatus::NotAccessible,
-                       PathStatus::NotADirectory, PathStatus::Error}) {
+                       PathStatus::NotADirectory, PathStatus::Error, PathStatus::OtherHost}) {
     std::size_t n = 0;
     for (const auto& item : report.items) n += item.status == s ? 1u : 0u;
     if (n > 0)
@@ -119,6 +119,8 @@ void setup_du(CLI::App& app, Program& program) {
                   "Directories read at once (default: library's choice)")
       ->type_name("N")
       ->check(CLI::Range(1u, 256u));
+  sub->add_flag("--all-hosts", options->all_hosts,
+                "Also measure paths local to other hosts, as if they were this host's");
   sub->footer(
       "Counts what `du -s --block-size=1` (SIZE, bytes) and `du -s --apparent-size`\n"
       "(APPARENT, apparent_bytes) count for each model's path: every file, directory,\n"
@@ -129,7 +131,8 @@ void setup_du(CLI::App& app, Program& program) {
       "every byte once, as `du -sc` does. A missing path counts nothing; only a\n"
       "path that certainly does not exist is `missing` (see audit). What cannot be\n"
       "read is named on stderr and left out. Exits with 1 when a count is\n"
-      "incomplete: a path missing or not checkable, or something unreadable.\n"
+      "incomplete: a path missing or not checkable, or something unreadable. A path\n"
+      "local to another host (see audit) is shown as other_host and not counted.\n"
       "JSON: {\"models\": [{name, path, source, status, bytes, apparent_bytes, files,\n"
       "detail, unreadable}], \"total\": {bytes, apparent_bytes, files, models},\n"
       "\"cache_dir\": {path, status, detail}, \"complete\": bool}.\n\n"
@@ -143,6 +146,7 @@ int run_du(const GlobalOptions& global, const DuOptions& options) {
   UsageOptions usage_options;
   usage_options.names = options.names;
   usage_options.threads = options.jobs;
+  usage_options.all_hosts = options.all_hosts;
   usage_options.progress = [&progress](std::size_t done, std::size_t total) {
     progress.update(done, total);
   };

@@ -12,6 +12,7 @@ struct DuOptions {
   std::vector<std::string> names;  // empty: every entry and cache-directory model
   bool json = false;
   unsigned jobs = 0;  // directories read at once; 0: the library's default
+  bool all_hosts = false;
 };
 
 void setup_du(CLI::App& app, Program& program);

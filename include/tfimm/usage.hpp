@@ -67,7 +67,8 @@ struct UsageReport {
   // models out, and `cache_dir_detail` says why. Ok when names were given.
   PathStatus cache_dir_status = PathStatus::Ok;
   std::string cache_dir_detail;
-  // Every item complete and the cache directory listed.
+  // Every item complete, but those local to another host (not this host's
+  // to count), and the cache directory listed.
   bool complete() const noexcept;
 };
 
@@ -83,6 +84,9 @@ struct UsageOptions {
   // An exception it throws stops the walk and leaves disk_usage() once
   // every walking thread has returned.
   std::function<void(std::size_t, std::size_t)> progress;
+  // Also measure paths local to other hosts (Entry::local_to), as if they
+  // were this host's; without it they are left out (PathStatus::OtherHost).
+  bool all_hosts = false;
 };
 
 // Walks every model's path and counts its size on disk. The registered path

@@ -168,3 +168,29 @@ TEST_CASE(
   CHECK(entry_named(seen_by_a, "b").at("status") == "other_host");
   CHECK(tool.json({"list", "--json"}).size() == 2);
 }
+
+TEST_CASE("du leaves out a path local to another host, unless --all-hosts",
+          "[hosts][du][conformance]") {
+  if (!namespaces_work()) {
+    WARN("skipped: cannot make UTS and mount namespaces here (unshare -u -m)");
+    return;
+  }
+  Tool tool;
+  // The same path holds a model here too: another disk, not node-b's.
+  const std::string here = tool.make_dir("scratch/model");
+  tfimm::test::write_file(here + "/weights.bin", std::string(10000, 'x'));
+  auto r = as_host(tool, "node-b", "t set theirs '" + here + "'");
+  REQUIRE(r.exit_code == 0);
+  const auto du = tool.json({"du", "--json"});
+  REQUIRE(du.at("models").size() == 1);
+  CHECK(du["models"][0].at("status") == "other_host");
+  CHECK(du["models"][0].at("files") == 0);
+  CHECK(du.at("total").at("files") == 0);
+  CHECK(du.at("complete") == true);
+  auto text = tool.run({"du"});
+  CHECK(text.exit_code == 0);
+  CHECK(text.out.find("1 other_host") != std::string::npos);
+  const auto all = tool.json({"du", "--json", "--all-hosts"});
+  CHECK(all["models"][0].at("status") == "ok");
+  CHECK(all["models"][0].at("files") == 1);
+}
