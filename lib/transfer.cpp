@@ -36,7 +36,7 @@
 namespace tfimm {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // small objects: a vector beats a map
 using Lock = detail::CallLock;
 
 constexpr const char* kFormatName = "tfimm-cache-export";
@@ -80,14 +80,18 @@ std::string record_label(std::size_t index, const std::string& name) {
 // the line and column of a recent byte, and the last few bytes.
 class Input {
  public:
-  explicit Input(std::streambuf& buf) : buf_(buf) {}
+  explicit Input(std::streambuf& buf) : buf_(buf), chunk_(65536) {}
 
-  int peek() { return buf_.sgetc(); }
+  // The next byte, or EOF; inline while the chunk lasts.
+  int peek() {
+    if (pos_ == end_ && !refill()) return std::char_traits<char>::eof();
+    return static_cast<unsigned char>(chunk_[pos_]);
+  }
   std::size_t offset() const { return offset_; }
   void advance() {
-    const int c = buf_.sbumpc();
-    if (c == std::char_traits<char>::eof()) return;
-    window_[offset_ % kWindow] = static_cast<char>(c);
+    if (pos_ == end_ && !refill()) return;
+    const char c = chunk_[pos_++];
+    window_[offset_ % kWindow] = c;
     if (c == '\n') {
       newlines_[lines_ % kNewlines] = offset_;
       ++lines_;
@@ -148,7 +152,17 @@ class Input {
  private:
   static constexpr std::size_t kWindow = 16;
   static constexpr std::size_t kNewlines = 4;
+  bool refill() {
+    const std::streamsize n =
+        buf_.sgetn(chunk_.data(), static_cast<std::streamsize>(chunk_.size()));
+    pos_ = 0;
+    end_ = n > 0 ? static_cast<std::size_t>(n) : 0;
+    return end_ > 0;
+  }
   std::streambuf& buf_;
+  std::vector<char> chunk_;
+  std::size_t pos_ = 0;
+  std::size_t end_ = 0;
   std::size_t offset_ = 0;  // bytes read
   std::size_t lines_ = 0;   // newlines read
   std::array<std::size_t, kNewlines> newlines_{};
@@ -177,7 +191,11 @@ class InputIterator {
     in_->advance();
     return before;
   }
-  bool operator==(const InputIterator& other) const { return at_end() == other.at_end(); }
+  bool operator==(const InputIterator& other) const {
+    if (other.in_ == nullptr) return at_end();
+    if (in_ == nullptr) return other.at_end();
+    return at_end() == other.at_end();
+  }
   bool operator!=(const InputIterator& other) const { return !(*this == other); }
 
  private:
@@ -298,15 +316,14 @@ class StrictReader {
  private:
   struct Frame {
     json* value;
-    std::string key;  // its key in the parent object, "" in an array
+    std::string key;           // its key in the parent object, "" in an array
+    std::optional<List> list;  // a top-level record list
   };
 
   // Whether the frame at `depth` is a top-level record list.
   std::optional<List> list_at(std::size_t depth) const {
-    if (depth != 1 || stack_.size() < 2 || !stack_[1].value->is_array()) return std::nullopt;
-    if (stack_[1].key == "models") return List::Models;
-    if (stack_[1].key == "history") return List::History;
-    return std::nullopt;
+    if (depth != 1 || stack_.size() < 2) return std::nullopt;
+    return stack_[1].list;
   }
 
   json* place(json&& value) {
@@ -337,14 +354,19 @@ class StrictReader {
   bool open(json&& container) {
     std::string key = !stack_.empty() && stack_.back().value->is_object() ? key_ : std::string();
     json* value = place(std::move(container));
-    stack_.push_back({value, std::move(key)});
+    std::optional<List> kind;
+    if (stack_.size() == 1 && value->is_array()) {
+      if (key == "models") kind = List::Models;
+      if (key == "history") kind = List::History;
+    }
+    stack_.push_back({value, std::move(key), kind});
     if (const auto list = list_at(1); list && stack_.size() == 2) {
       seen_[static_cast<std::size_t>(*list)] = true;
     }
     return true;
   }
   bool close() {
-    const Frame done = stack_.back();
+    const Frame done = std::move(stack_.back());
     const bool was_list = list_at(1).has_value() && stack_.size() == 2;
     stack_.pop_back();
     if (stack_.size() == 1 && stack_.back().value->is_object() && !was_list) {
@@ -1389,44 +1411,51 @@ ImportReport Registry::import(const Snapshot& snapshot, const ImportOptions& opt
 
 ImportReport Registry::import_json(std::istream& given, const ImportOptions& options) {
   const Rewrites rewrites = checked_rewrites(options);
-  // First every record is checked, without the registry: a bad file
-  // changes nothing and creates no registry, and the write lock is not held
-  // while the file is read the first time (from a pipe, perhaps over a slow
-  // network). Input that cannot be read twice (a pipe) is copied to an
-  // unnamed temporary file as it is checked, so the second reading is local.
-  auto start = given.tellg();
-  std::unique_ptr<Spool> spool;
-  std::istream* in = &given;
-  NameSet names;
-  const auto check = [&](std::istream& text) {
-    read_export(
-        text, [&](Snapshot::Model&& m, std::size_t index) { check_no_repeats(names, m, index); },
-        [](HistoryRecord&&, std::size_t) {});
-  };
-  if (start == std::istream::pos_type(-1)) {
-    given.clear();
-    spool = std::make_unique<Spool>(*given.rdbuf());
-    std::istream tee(&spool->tee);
-    check(tee);
-    spool->finish_copy();
-    in = &spool->copy;
-    start = 0;
-  } else {
-    check(given);
-  }
   Lock lock(impl_->mutex);
+  // The file is read once, inside the import's transaction, and checked as
+  // it is applied: a bad record rolls all of it back. A registry that does
+  // not exist yet would be created by the first batch, so then every record
+  // is checked first, without the registry, and the file read again (from
+  // an unnamed temporary copy when it cannot be read twice, as a pipe).
+  const bool exists = options.dry_run || impl_->store->read([](detail::Reader&) {},
+                                                            detail::Store::Consistency::PerCall);
+  std::istream* in = &given;
+  std::unique_ptr<Spool> spool;
+  NameSet names;
+  if (!exists) {
+    const auto check = [&](std::istream& text) {
+      read_export(
+          text, [&](Snapshot::Model&& m, std::size_t index) { check_no_repeats(names, m, index); },
+          [](HistoryRecord&&, std::size_t) {});
+    };
+    const auto start = given.tellg();
+    if (start == std::istream::pos_type(-1)) {
+      given.clear();
+      spool = std::make_unique<Spool>(*given.rdbuf());
+      std::istream tee(&spool->tee);
+      check(tee);
+      spool->finish_copy();
+      in = &spool->copy;
+    } else {
+      check(given);
+      given.clear();
+      given.seekg(start);
+      if (!given) throw InvalidInput("the export file cannot be read again; nothing was changed");
+    }
+  }
   detail::WriteMode mode;
   mode.bulk = true;
   if (options.dry_run) mode.outcome = detail::WriteMode::Outcome::DryRun;
   ImportReport report;
   impl_->store->write(
       [&](detail::Writer& w) {
-        in->clear();
-        in->seekg(start);
-        if (!*in) throw InvalidInput("the export file cannot be read again; nothing was changed");
         Applier applier(w, rewrites, names, options.replace, detail::now_ms());
         const auto cache_dir = read_export(
-            *in, [&](Snapshot::Model&& m, std::size_t) { applier.model(std::move(m)); },
+            *in,
+            [&](Snapshot::Model&& m, std::size_t index) {
+              if (exists) check_no_repeats(names, m, index);
+              applier.model(std::move(m));
+            },
             [&](HistoryRecord&& r, std::size_t) { applier.history(std::move(r)); });
         const auto done = applier.finish(cache_dir);
         if (done.dir == ImportPlan::Dir::Set) impl_->set_dir(w, *done.cache_dir);

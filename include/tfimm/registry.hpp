@@ -452,11 +452,13 @@ class Registry {
   // with the registry. Stops at the first failed write to `out` (the caller
   // sees `out` failed). Throws RegistryError kinds.
   ExportSummary export_json(std::ostream& out, const ExportOptions& options = {});
-  // Imports an export file of version 1 or 2 read from `in`, which must be
-  // seekable (a file): it is read once to check every record (names,
-  // paths, repeated names, the format) without touching the registry, then
-  // again inside one transaction that applies all of it, in batches, or
-  // nothing. Memory does not grow with the file. History rows in the file
+  // Imports an export file of version 1 or 2 read from `in`, applying it
+  // in batches as it is read, inside one transaction: all of it or nothing
+  // (a bad record rolls it back). Memory does not grow with the file. Into
+  // a registry that does not exist yet, every record is checked first
+  // without the registry (so that a bad file creates nothing) and `in` is
+  // read again (`in` that cannot seek, a pipe, is copied to an unnamed
+  // temporary file in $TMPDIR as it is checked). History rows in the file
   // are added unless the same row (every field but its id) is there.
   // Throws InvalidInput naming the first problem, RegistryError kinds.
   ImportReport import_json(std::istream& in, const ImportOptions& options = {});

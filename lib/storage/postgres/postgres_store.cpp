@@ -423,17 +423,15 @@ std::vector<Entry> PostgresStore::models_after(const std::optional<std::string>&
   if (read_absent()) return {};
   try {
     // Keyset pages inside the body's one snapshot: each page is a seek on
-    // the primary key, and only one page is held at a time.
+    // the primary key, and only one page is held at a time (two statements:
+    // a generic plan of "$1 IS NULL OR name > $1" scans the whole table).
     Params p;
-    if (after) {
-      p.bytes(*after);
-    } else {
-      p.null(Type::Bytea);
-    }
+    if (after) p.bytes(*after);
     p.int8(static_cast<std::int64_t>(limit));
-    auto r = conn_->exec(
-        std::string(kModelColumns) + "WHERE $1::bytea IS NULL OR name > $1 ORDER BY name LIMIT $2",
-        p);
+    auto r =
+        conn_->exec(after ? std::string(kModelColumns) + "WHERE name > $1 ORDER BY name LIMIT $2"
+                          : std::string(kModelColumns) + "ORDER BY name LIMIT $1",
+                    p);
     std::vector<Entry> out;
     out.reserve(static_cast<std::size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) out.push_back(entry_from(r, i));

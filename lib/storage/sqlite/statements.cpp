@@ -164,16 +164,14 @@ std::vector<Entry> SqliteStore::models_after(const std::optional<std::string>& a
   try {
     // Names are compared as SQLite compares them everywhere (bytes, BINARY):
     // the order of models() and of the primary key, so each page is one
-    // seek and a walk along it.
-    static const std::string sql = std::string("SELECT ") + kModelColumns +
-                                   " FROM models WHERE ?1 IS NULL OR name > ?1 "
-                                   "ORDER BY name LIMIT ?2";
-    Use st(conn().prepare(sql.c_str()));
-    if (after) {
-      st->bindNoCopy(1, *after);
-    } else {
-      st->bind(1);
-    }
+    // seek and a walk along it (two statements: "?1 IS NULL OR name > ?1"
+    // would scan the whole table for every page).
+    static const std::string first =
+        std::string("SELECT ") + kModelColumns + " FROM models ORDER BY name LIMIT ?2";
+    static const std::string next = std::string("SELECT ") + kModelColumns +
+                                    " FROM models WHERE name > ?1 ORDER BY name LIMIT ?2";
+    Use st(conn().prepare(after ? next.c_str() : first.c_str()));
+    if (after) st->bindNoCopy(1, *after);
     st->bind(2, static_cast<std::int64_t>(limit));
     std::vector<Entry> out;
     out.reserve(limit);
