@@ -173,9 +173,11 @@ TEST_CASE("a malformed export is refused as InvalidInput naming the problem", "[
     CHECK_THROWS_AS(tfimm::parse_snapshot(R"({"version": 1, "models": []})"), tfimm::InvalidInput);
   }
   SECTION("a newer format version") {
-    const std::string text = R"({"format": "tfimm-cache-export", "version": 2, "models": []})";
+    const std::string text = R"({"format": "tfimm-cache-export", "version": 3, "models": []})";
     CHECK_THROWS_AS(tfimm::parse_snapshot(text), tfimm::InvalidInput);
-    CHECK_THROWS_WITH(tfimm::parse_snapshot(text), Contains("version", ci) && Contains("2"));
+    CHECK_THROWS_WITH(tfimm::parse_snapshot(text),
+                      Contains("export format version 3 is not supported") &&
+                          Contains("reads versions 1 and 2") && Contains("newer one"));
   }
   SECTION("models is not a list") {
     CHECK_THROWS_AS(tfimm::parse_snapshot(export_text(R"({"resnet18": "/x"})")),
@@ -766,5 +768,71 @@ TEST_CASE("a file that is not JSON is refused in plain words with its line and c
     const auto m = message(export_text(R"([{"name": null, "path": "/a"}])"));
     plain(m);
     CHECK_THAT(m, Contains("models[0]") && Contains("\"name\"") && Contains("null"));
+  }
+}
+
+namespace {
+
+// Every field of every entry, for exact comparisons.
+std::string every_field(tfimm::Registry& reg) {
+  std::ostringstream out;
+  for (const auto& e : reg.entries()) {
+    out << e.name << " -> " << e.path << " " << e.created_at << " " << e.updated_at << " "
+        << e.locked << " [" << e.lock_reason << "] "
+        << (e.missing_since ? std::to_string(*e.missing_since) : "-") << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace
+
+TEST_CASE("export_json and import_json carry every field byte for byte, history included",
+          "[transfer][history][conformance]") {
+  t::TestContext ctx;
+  tfimm::Registry source(t::registry_location(ctx, "a.db"));
+  source.set_model_cache("gone", ctx.path("gone"));
+  source.set_model_cache("odd", "/data/\xc3\x28/odd");  // a path that is not UTF-8
+  source.lock("odd", std::string("reason \xff with a NUL \0 inside", 26));
+  source.audit();  // records since when both paths are missing
+  tfimm::ExportOptions with_history;
+  with_history.with_history = true;
+  std::stringstream file;
+  const auto summary = source.export_json(file, with_history);
+  CHECK(summary.entries == 2);
+  CHECK(summary.history == 3);
+  const std::string text = file.str();
+  CHECK(text.find("\"lock_reason_hex\": \"726561736f6e20ff2077697468") != std::string::npos);
+  CHECK(text.find("\"path_hex\"") != std::string::npos);
+
+  tfimm::Registry target(t::registry_location(ctx, "b.db"));
+  const auto report = target.import_json(file);
+  CHECK(report.added == 2);
+  CHECK(every_field(target) == every_field(source));
+  REQUIRE(target.entry("gone")->missing_since.has_value());
+  const auto restored = target.history();
+  const auto original = source.history();
+  REQUIRE(restored.size() == original.size() + 3);  // two imports and a lock
+  for (std::size_t i = 0; i < original.size(); ++i) {
+    const auto& a = restored[restored.size() - 1 - i];
+    const auto& b = original[original.size() - 1 - i];
+    CHECK(a.at == b.at);
+    CHECK(a.action == b.action);
+    CHECK(a.name == b.name);
+    CHECK(a.old_path == b.old_path);
+    CHECK(a.new_path == b.new_path);
+    CHECK(a.user == b.user);
+    CHECK(a.host == b.host);
+    CHECK(a.pid == b.pid);
+  }
+
+  SECTION("a dry run reports what the import reports, and the import again changes nothing") {
+    std::stringstream again(text);
+    const auto dry_report = target.import_json(again, dry());
+    again.clear();
+    again.seekg(0);
+    const auto real = target.import_json(again);
+    CHECK(dump(dry_report) == dump(real));
+    CHECK(real.unchanged == 2);
+    CHECK(target.history().size() == restored.size());
   }
 }

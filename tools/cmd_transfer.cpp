@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ext/stdio_filebuf.h>
 #include <iostream>
 
 #include "output.hpp"
@@ -18,39 +19,21 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
-// The whole of `file`, or of standard input for "-". Throws UsageError.
-// An export of a million entries is about 150 MB; anything past this is not
-// an export file (a device that never ends, such as /dev/zero, included).
-constexpr std::size_t kMaxImportBytes = std::size_t{1} << 30;
-
-std::string read_input(const std::string& file) {
-  int fd = STDIN_FILENO;
-  if (file != "-") {
-    fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw UsageError("cannot read " + file + ": " + errno_text());
+// `file`, or standard input for "-", opened for reading. Throws UsageError.
+int open_input(const std::string& file) {
+  if (file == "-") {
+    const int fd = ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) throw UsageError("cannot read standard input: " + errno_text());
+    return fd;
   }
-  std::string text;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      std::string message = "cannot read " + file + ": " + errno_text();
-      if (fd != STDIN_FILENO) ::close(fd);
-      throw UsageError(message);
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-    if (text.size() > kMaxImportBytes) {
-      if (fd != STDIN_FILENO) ::close(fd);
-      throw UsageError("cannot import " + printable(file) + ": it is larger than " +
-                       std::to_string(kMaxImportBytes >> 30) +
-                       " GiB, far more than an export of a million entries; nothing was "
-                       "changed. Check that it is an export file");
-    }
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw UsageError("cannot read " + printable(file) + ": " + errno_text());
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    throw UsageError("cannot read " + printable(file) + ": " + std::strerror(EISDIR));
   }
-  if (fd != STDIN_FILENO) ::close(fd);
-  return text;
+  return fd;
 }
 
 std::string plural(std::size_t n, const char* one, const char* many) {
@@ -63,12 +46,15 @@ void setup_export(CLI::App& app, Program& program) {
   auto options = std::make_shared<ExportOptions>();
   auto* sub = app.add_subcommand("export", "Write the registry contents as JSON");
   sub->add_option("FILE", options->file, "Output file; - or omitted: standard output");
+  sub->add_flag("--with-history", options->with_history,
+                "Also write every history row (import restores them)");
   sub->footer(
       "A file is replaced atomically (written beside it, then renamed), keeping\n"
       "its mode, owner and group; through a symbolic link, the link's target is.\n"
       "A FIFO or a device such as /dev/stdout is written to, never replaced.\n"
-      "Format: {\"format\": \"tfimm-cache-export\", \"version\": 1, \"cache_dir\": PATH|null,\n"
-      "\"models\": [{\"name\", \"path\", \"locked\", \"lock_reason\"}, ...]}\n\n"
+      "Format: {\"format\": \"tfimm-cache-export\", \"version\": 2, \"cache_dir\": PATH|null,\n"
+      "[\"history\": [...],] \"models\": [{\"name\", \"path\", \"locked\", \"lock_reason\",\n"
+      "\"created_at\", \"updated_at\", \"missing_since\"}, ...]} (see the README)\n\n"
       "Example:\n  tfimm-cache export registry-backup.json\n  tfimm-cache export | ssh other "
       "tfimm-cache import -");
   bind_command(sub, program, options, run_export);
@@ -76,17 +62,21 @@ void setup_export(CLI::App& app, Program& program) {
 
 int run_export(const GlobalOptions& global, const ExportOptions& options) {
   Registry registry = open_registry(global);
-  Snapshot snapshot = registry.snapshot();
-  std::string json = to_json(snapshot);
-  if (json.empty() || json.back() != '\n') json += '\n';
+  tfimm::ExportOptions export_options;
+  export_options.with_history = options.with_history;
   if (options.file == "-" || is_standard_output(options.file)) {
-    std::cout << json;
+    registry.export_json(std::cout, export_options);
     return kExitOk;
   }
-  write_output_file(options.file, json);
-  std::cout << "exported " << plural(snapshot.models.size(), "entry", "entries")
-            << (snapshot.cache_dir ? " and the cache directory setting" : "") << " to "
-            << printable(options.file) << '\n';
+  ExportSummary summary;
+  write_output_file(options.file, [&](std::ostream& out) {
+    summary = registry.export_json(out, export_options);
+  });
+  std::cout << "exported " << plural(summary.entries, "entry", "entries")
+            << (summary.cache_dir ? " and the cache directory setting" : "");
+  if (options.with_history)
+    std::cout << " with " << plural(summary.history, "history row", "history rows");
+  std::cout << " to " << printable(options.file) << '\n';
   return kExitOk;
 }
 
@@ -121,15 +111,12 @@ void setup_import(CLI::App& app, Program& program) {
 }
 
 int run_import(const GlobalOptions& global, const ImportCmdOptions& options) {
-  std::string text = read_input(options.file);
+  const int fd = open_input(options.file);
+  // A regular file can be read twice; a pipe is copied by the import as it
+  // is checked (see Registry::import_json).
+  __gnu_cxx::stdio_filebuf<char> buf(fd, std::ios::in, 65536);  // closes fd
+  std::istream in(&buf);
   const std::string source = options.file == "-" ? "standard input" : printable(options.file);
-  Snapshot snapshot;
-  try {
-    snapshot = parse_snapshot(text);
-  } catch (const InvalidInput& e) {
-    throw UsageError("cannot import " + source + ": " + e.what() +
-                     "; nothing was changed. Fix the file and retry");
-  }
   ImportOptions import_options;
   import_options.replace = options.replace;
   import_options.dry_run = options.dry_run;
@@ -139,7 +126,14 @@ int run_import(const GlobalOptions& global, const ImportCmdOptions& options) {
   }
 
   Registry registry = open_registry(global);
-  ImportReport report = registry.import(snapshot, import_options);
+  ImportReport report;
+  try {
+    report = registry.import_json(in, import_options);
+  } catch (const InvalidInput& e) {
+    if (std::string_view(e.what()).rfind("invalid rewrite", 0) == 0) throw;
+    throw UsageError("cannot import " + source + ": " + e.what() +
+                     "; nothing was changed. Fix the file and retry");
+  }
   // One line, the same counts for a dry run as for the real import; lock
   // changes and kept locks only when there are any.
   if (options.dry_run) {

@@ -11,6 +11,7 @@ namespace tfimm::tool {
 
 struct ExportOptions {
   std::string file = "-";  // "-": standard output
+  bool with_history = false;
 };
 
 struct ImportCmdOptions {

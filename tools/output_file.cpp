@@ -8,6 +8,8 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <ostream>
+#include <streambuf>
 #include <vector>
 
 #include "context.hpp"
@@ -30,16 +32,54 @@ std::string dir_of(const std::string& file) {
   throw UsageError("cannot write " + printable(file) + ": " + why + "; nothing was changed");
 }
 
-// Writes all of `content` to `fd`; 0, or the errno of the failed write.
-int write_all(int fd, const std::string& content) {
-  std::size_t written = 0;
-  while (written < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + written, content.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno;
-    written += static_cast<std::size_t>(n);
+// A stream buffer over a descriptor that keeps the errno of the first
+// failed write (the stream then fails, and nothing more is written).
+class FdBuf final : public std::streambuf {
+ public:
+  explicit FdBuf(int fd) : fd_(fd), buf_(65536) { setp(buf_.data(), buf_.data() + buf_.size()); }
+  int error() const noexcept { return error_; }
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (drain() != 0) return traits_type::eof();
+    if (!traits_type::eq_int_type(c, traits_type::eof())) {
+      *pptr() = traits_type::to_char_type(c);
+      pbump(1);
+    }
+    return traits_type::not_eof(c);
   }
-  return 0;
+  int sync() override { return drain() == 0 ? 0 : -1; }
+
+ private:
+  int drain() {
+    if (error_ == 0) {
+      const std::size_t n = static_cast<std::size_t>(pptr() - pbase());
+      std::size_t written = 0;
+      while (written < n) {
+        const ssize_t w = ::write(fd_, pbase() + written, n - written);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) {
+          error_ = errno;
+          break;
+        }
+        written += static_cast<std::size_t>(w);
+      }
+    }
+    setp(buf_.data(), buf_.data() + buf_.size());
+    return error_;
+  }
+  int fd_;
+  std::vector<char> buf_;
+  int error_ = 0;
+};
+
+// Runs `produce` into `fd`; 0, or the errno of the first failed write.
+int write_all(int fd, const OutputProducer& produce) {
+  FdBuf buf(fd);
+  std::ostream out(&buf);
+  produce(out);
+  out.flush();
+  return buf.error();
 }
 
 std::string read_link(const std::string& file, const std::string& link) {
@@ -84,10 +124,16 @@ Target final_target(const std::string& file) {
 // Writes into an existing file that must not be replaced: a FIFO, a
 // character device, a file reached through /proc. `flags` adds O_TRUNC for
 // a regular file.
-void write_in_place(const std::string& file, const std::string& content, int flags) {
+void write_in_place(const std::string& file, const OutputProducer& content, int flags) {
   const int fd = ::open(file.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC | flags);
   if (fd < 0) refuse(file, errno_text(errno));
-  int error = write_all(fd, content);
+  int error = 0;
+  try {
+    error = write_all(fd, content);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
   // A FIFO or a terminal cannot be synced (EINVAL); there is no file to keep.
   if (error == 0 && ::fsync(fd) != 0 && errno != EINVAL && errno != EROFS) error = errno;
   if (::close(fd) != 0 && error == 0 && errno != EINTR) error = errno;
@@ -101,7 +147,7 @@ void write_in_place(const std::string& file, const std::string& content, int fla
 // same mode, owner and group, synced, renamed over it, and the directory
 // synced. `file` is the name the user gave, for messages.
 void replace_atomically(const std::string& file, const std::string& target,
-                        const struct stat* existing, const std::string& content) {
+                        const struct stat* existing, const OutputProducer& content) {
   const std::string dir = dir_of(target);
   std::string temp = target + ".tmp-XXXXXX";
   std::vector<char> name(temp.begin(), temp.end());
@@ -140,7 +186,17 @@ void replace_atomically(const std::string& file, const std::string& target,
   }
   // After fchown, which clears the set-user-ID and set-group-ID bits.
   if (::fchmod(fd, mode) != 0) fail("chmod: " + errno_text(errno));
-  if (const int error = write_all(fd, content)) fail(errno_text(error));
+  int write_error = 0;
+  try {
+    write_error = write_all(fd, content);
+  } catch (...) {
+    // What the producer threw (the registry could not be read): the old
+    // file stays as it was.
+    ::close(fd);
+    ::unlink(temp.c_str());
+    throw;
+  }
+  if (write_error != 0) fail(errno_text(write_error));
   if (::fsync(fd) != 0) fail("fsync: " + errno_text(errno));
   if (::close(fd) != 0) {
     const int error = errno;
@@ -173,6 +229,10 @@ bool is_standard_output(const std::string& file) {
 }
 
 void write_output_file(const std::string& file, const std::string& content) {
+  write_output_file(file, [&](std::ostream& out) { out << content; });
+}
+
+void write_output_file(const std::string& file, const OutputProducer& content) {
   if (file.empty()) {
     throw UsageError(
         "cannot export to an empty file name; give a file name, or - for standard "

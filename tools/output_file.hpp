@@ -4,6 +4,8 @@
 // replaced.
 #pragma once
 
+#include <functional>
+#include <ostream>
 #include <string>
 
 namespace tfimm::tool {
@@ -30,5 +32,11 @@ bool is_standard_output(const std::string& file);
 // write (then the old file is intact, except for a device or FIFO, which
 // has no old content to keep).
 void write_output_file(const std::string& file, const std::string& content);
+
+// The same, with the content written by `produce` as it goes (an export of
+// any size, never held whole). What `produce` throws propagates, with the
+// old file intact (except for a device or FIFO).
+using OutputProducer = std::function<void(std::ostream&)>;
+void write_output_file(const std::string& file, const OutputProducer& produce);
 
 }  // namespace tfimm::tool

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string>
@@ -260,9 +261,27 @@ struct Snapshot {
     std::string path;
     bool locked = false;
     std::string lock_reason;
+    // When the entry was registered and last changed, and since when its
+    // path is missing (export format version 2). An import stores them
+    // with the path it adds or changes; without them it uses its own time
+    // (and the entry is not missing), as version 1 did.
+    std::optional<Timestamp> created_at = std::nullopt;
+    std::optional<Timestamp> updated_at = std::nullopt;
+    std::optional<Timestamp> missing_since = std::nullopt;
   };
   std::vector<Model> models;
   std::optional<std::string> cache_dir;
+};
+
+struct ExportOptions {
+  bool with_history = false;  // also every history row, oldest first
+};
+
+// What an export wrote.
+struct ExportSummary {
+  std::size_t entries = 0;
+  bool cache_dir = false;   // the cache-directory setting was set
+  std::size_t history = 0;  // history rows, with ExportOptions::with_history
 };
 
 struct ImportOptions {
@@ -438,6 +457,22 @@ class Registry {
   // applies all of it in one transaction or nothing, and records each change
   // in the history. Throws InvalidInput naming the first bad record.
   ImportReport import(const Snapshot& snapshot, const ImportOptions& options = {});
+
+  // Writes the registry as an export file (transfer.hpp) to `out`, from one
+  // consistent snapshot, a page of entries at a time: memory does not grow
+  // with the registry. Stops at the first failed write to `out` (the caller
+  // sees `out` failed). Throws RegistryError kinds.
+  ExportSummary export_json(std::ostream& out, const ExportOptions& options = {});
+  // Imports an export file of version 1 or 2 read from `in`, applying it
+  // in batches as it is read, inside one transaction: all of it or nothing
+  // (a bad record rolls it back). Memory does not grow with the file. Into
+  // a registry that does not exist yet, every record is checked first
+  // without the registry (so that a bad file creates nothing) and `in` is
+  // read again (`in` that cannot seek, a pipe, is copied to an unnamed
+  // temporary file in $TMPDIR as it is checked). History rows in the file
+  // are added unless the same row (every field but its id) is there.
+  // Throws InvalidInput naming the first problem, RegistryError kinds.
+  ImportReport import_json(std::istream& in, const ImportOptions& options = {});
 
   // Integrity check and facts for `tfimm-cache doctor`. Reads only, never
   // migrates or creates anything. A registry that cannot be used is reported

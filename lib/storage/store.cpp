@@ -28,6 +28,14 @@ class DiscardingWriter final : public Writer {
   }
   std::optional<Entry> model(const std::string& name) override { return reader_.model(name); }
   std::vector<Entry> models() override { return reader_.models(); }
+  std::vector<Entry> models_after(const std::optional<std::string>& after,
+                                  std::size_t limit) override {
+    return reader_.models_after(after, limit);
+  }
+  std::vector<std::optional<Entry>> models_named(
+      const std::vector<const std::string*>& names) override {
+    return reader_.models_named(names);
+  }
   std::vector<std::string> model_names() override { return reader_.model_names(); }
   std::size_t model_count() override { return reader_.model_count(); }
   std::optional<std::string> setting(const std::string& key) override {
@@ -37,9 +45,13 @@ class DiscardingWriter final : public Writer {
                                      std::size_t limit) override {
     return reader_.history(name, limit);
   }
+  std::vector<HistoryRecord> history_after(std::int64_t after_id, std::size_t limit) override {
+    return reader_.history_after(after_id, limit);
+  }
 
   void begin_change() override {}
   void put_paths(const std::vector<PathChange>&, Timestamp, std::optional<Timestamp>) override {}
+  void put_entries(const std::vector<const Entry*>&) override {}
   bool delete_model(const std::string& name) override { return model_path(name).has_value(); }
   void set_lock(const std::string&, bool, const std::string&) override {}
   void set_missing(const Entry&, std::optional<Timestamp>, bool) override {}
@@ -48,6 +60,7 @@ class DiscardingWriter final : public Writer {
   void add_history(const std::string&, const std::string&, const std::optional<std::string>&,
                    const std::optional<std::string>&, Timestamp) override {}
   void add_histories(const std::string&, const std::vector<PathChange>&, Timestamp) override {}
+  void restore_history(const std::vector<HistoryRecord>&) override {}
 
  private:
   Reader& reader_;
@@ -64,12 +77,20 @@ class EmptyReader final : public Reader {
   }
   std::optional<Entry> model(const std::string&) override { return std::nullopt; }
   std::vector<Entry> models() override { return {}; }
+  std::vector<Entry> models_after(const std::optional<std::string>&, std::size_t) override {
+    return {};
+  }
+  std::vector<std::optional<Entry>> models_named(
+      const std::vector<const std::string*>& names) override {
+    return std::vector<std::optional<Entry>>(names.size());
+  }
   std::vector<std::string> model_names() override { return {}; }
   std::size_t model_count() override { return 0; }
   std::optional<std::string> setting(const std::string&) override { return std::nullopt; }
   std::vector<HistoryRecord> history(const std::optional<std::string>&, std::size_t) override {
     return {};
   }
+  std::vector<HistoryRecord> history_after(std::int64_t, std::size_t) override { return {}; }
 };
 
 }  // namespace

@@ -44,12 +44,21 @@ class Reader {
       const std::vector<PathChange>& changes) = 0;
   virtual std::optional<Entry> model(const std::string& name) = 0;
   virtual std::vector<Entry> models() = 0;  // in name order
+  // At most `limit` entries whose names come after `after` (all, without
+  // it), in name order: a page of a scan that holds one page at a time.
+  virtual std::vector<Entry> models_after(const std::optional<std::string>& after,
+                                          std::size_t limit) = 0;
+  // The entry of each name (nullopt: none), in order.
+  virtual std::vector<std::optional<Entry>> models_named(
+      const std::vector<const std::string*>& names) = 0;
   virtual std::vector<std::string> model_names() = 0;
   virtual std::size_t model_count() = 0;
   virtual std::optional<std::string> setting(const std::string& key) = 0;
   // Newest first; `limit` 0: all.
   virtual std::vector<HistoryRecord> history(const std::optional<std::string>& name,
                                              std::size_t limit) = 0;
+  // At most `limit` history rows with ids above `after_id`, oldest first.
+  virtual std::vector<HistoryRecord> history_after(std::int64_t after_id, std::size_t limit) = 0;
 
  protected:
   ~Reader() = default;
@@ -72,6 +81,9 @@ class Writer : public Reader {
   // Created_at and the lock of an existing row are kept.
   virtual void put_paths(const std::vector<PathChange>& changes, Timestamp now,
                          std::optional<Timestamp> missing_since) = 0;
+  // Stores each entry exactly as given (every column), replacing any row
+  // of its name: what an import of a full record writes.
+  virtual void put_entries(const std::vector<const Entry*>& entries) = 0;
   // Returns whether there was such a row.
   virtual bool delete_model(const std::string& name) = 0;
   // No row, no change.
@@ -91,6 +103,10 @@ class Writer : public Reader {
   // order, in one statement.
   virtual void add_histories(const std::string& action, const std::vector<PathChange>& changes,
                              Timestamp now) = 0;
+  // Adds each record (every field but its id, which the registry gives)
+  // unless a row with the same fields is already there, in order: the
+  // history of another registry, restored.
+  virtual void restore_history(const std::vector<HistoryRecord>& records) = 0;
 
  protected:
   ~Writer() = default;

@@ -1,5 +1,8 @@
 // tfimm-cache export / import
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <regex>
@@ -62,13 +65,17 @@ TEST_CASE("export writes the documented JSON to stdout", "[export][json][conform
   for (auto args : {std::vector<std::string>{"export"}, {"export", "-"}}) {
     auto json = nlohmann::json::parse(tool.ok(args));
     CHECK(json["format"] == "tfimm-cache-export");
-    CHECK(json["version"] == 1);
+    CHECK(json["version"] == 2);
     CHECK(json["cache_dir"] == "/srv/cache");
+    CHECK_FALSE(json.contains("history"));
     REQUIRE(json["models"].size() == 2);
     CHECK(json["models"][0]["name"] == "resnet18");
     CHECK(json["models"][1]["name"] == "vit");
     CHECK(json["models"][1]["locked"] == true);
     CHECK(json["models"][1]["lock_reason"] == "usb");
+    CHECK(json["models"][1]["created_at"].is_number_integer());
+    CHECK(json["models"][1]["updated_at"].is_number_integer());
+    CHECK(json["models"][1]["missing_since"].is_null());
   }
 }
 
@@ -434,4 +441,206 @@ TEST_CASE("an unreadable import file gets one line in plain words with where it 
           std::string::npos);
   }
   CHECK_FALSE(tfimm::test::exists(tool.registry()));
+}
+
+namespace {
+
+// Every history row but its id, oldest first.
+std::vector<nlohmann::json> history_rows(const Tool& tool) {
+  std::vector<nlohmann::json> out;
+  for (auto row : tool.json({"history", "--json"})) {
+    row.erase("id");
+    out.insert(out.begin(), row);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a version-2 export with history restores the entries with their times and locks and the "
+    "history exactly",
+    "[export][import][history][conformance]") {
+  Tool source;
+  const std::string there = source.make_dir("models/there");
+  const std::string gone = source.path("models/gone");
+  source.ok({"set", "there", there});
+  source.ok({"set", "gone", gone});
+  // A reason that is not UTF-8: carried as its bytes, never as U+FFFD.
+  source.ok({"lock", "there", "--reason", "disk \xff\xfe of ann"});
+  source.ok({"set-dir", "/srv/cache"});
+  source.run({"audit"});  // records since when "gone" is missing
+  const std::string file = source.path("backup.json");
+  CHECK(source.ok({"export", "--with-history", file}) ==
+        "exported 2 entries and the cache directory setting with 4 history rows to " + file + "\n");
+  const auto doc = nlohmann::json::parse(tfimm::test::read_file(file));
+  CHECK(doc["version"] == 2);
+  CHECK(doc["history"].size() == 4);
+  CHECK(doc["models"][1]["lock_reason_hex"] == "6469736b20fffe206f6620616e6e");
+  CHECK_FALSE(doc["models"][1].contains("lock_reason"));
+  CHECK(doc["models"][0]["missing_since"].is_number_integer());
+
+  Tool target;
+  CHECK(target.ok({"import", file}) ==
+        "imported " + file +
+            ": 2 added, 0 changed, 0 unchanged, 1 locked; cache directory setting changed\n");
+  CHECK(target.json({"list", "--json"}) == source.json({"list", "--json"}));
+  CHECK(target.snapshot() == source.snapshot());
+  // The restored rows first, then the import's own (2 entries, a lock, the
+  // cache directory).
+  auto restored = history_rows(target);
+  REQUIRE(restored.size() == 4 + 4);
+  restored.resize(4);
+  CHECK(restored == history_rows(source));
+
+  SECTION("importing the same file again adds no history row twice") {
+    target.ok({"import", file});
+    CHECK(history_rows(target).size() == 8);
+  }
+  SECTION("the missing-since clock keeps running: prune --expire forgets what was missing long") {
+    ::sleep(2);
+    CHECK(target.ok({"prune", "--expire", "1s"}).find("gone") != std::string::npos);
+    CHECK(target.run({"path", "gone"}).exit_code == 1);
+  }
+}
+
+TEST_CASE(
+    "a version-1 export with its keys in any order still imports and a version-2 key in it is "
+    "refused",
+    "[import][conformance]") {
+  Tool tool;
+  // What tfimm-cache 0.1 wrote: keys in alphabetical order, "version" last.
+  const std::string v1 = R"({"cache_dir": null, "format": "tfimm-cache-export",
+      "models": [{"lock_reason": "", "locked": false, "name": "a", "path": "/srv/a"}],
+      "version": 1})";
+  CHECK(tool.ok({"import", "-"}, v1) ==
+        "imported standard input: 1 added, 0 changed, 0 unchanged\n");
+  CHECK(tool.ok({"path", "a"}) == "/srv/a\n");
+  const std::string before = tool.snapshot();
+  auto r = tool.run({"import", "-"}, R"({"format": "tfimm-cache-export",
+      "models": [{"name": "b", "path": "/srv/b", "created_at": 1, "updated_at": 2}],
+      "version": 1})");
+  require_error(r, 2);
+  CHECK(r.err.find("models[0] (\"b\"): the key \"created_at\" is not in version 1 of the format") !=
+        std::string::npos);
+  CHECK(tool.snapshot() == before);
+}
+
+TEST_CASE("an export of an unknown version is refused naming the version and what to do",
+          "[import][errors][conformance]") {
+  Tool tool;
+  auto r =
+      tool.run({"import", "-"}, R"({"format": "tfimm-cache-export", "version": 7, "models": []})");
+  require_error(r, 2);
+  CHECK(r.err.find("export format version 7 is not supported; this build reads versions 1 and "
+                   "2. Import it with the tfimm-cache that wrote it, or a newer one") !=
+        std::string::npos);
+  CHECK_FALSE(tfimm::test::exists(tool.registry()));
+}
+
+TEST_CASE("a bad version-2 file changes nothing: a repeated name or a cut-short file or bad times",
+          "[import][errors][conformance]") {
+  Tool tool;
+  tool.ok({"set", "keep", "/srv/keep"});
+  const std::string before = tool.snapshot();
+  std::string text;
+  std::string expected;
+  SECTION("a name given twice, far apart") {
+    text = R"({"format": "tfimm-cache-export", "version": 2, "models": [)";
+    for (int i = 0; i < 10000; ++i) {
+      text += R"({"name": "m)" + std::to_string(i) + R"(", "path": "/srv/m"},)";
+    }
+    text += R"({"name": "m17", "path": "/srv/again"}]})";
+    expected = "models[10000] (\"m17\"): the name appears more than once";
+  }
+  SECTION("a file cut short") {
+    text = tool.snapshot();
+    text = text.substr(0, text.size() / 2);
+    expected = "the file ends before the JSON document does (was it cut short?)";
+  }
+  SECTION("a time that is not a time") {
+    text = R"({"format": "tfimm-cache-export", "version": 2, "models": [
+        {"name": "x", "path": "/srv/x", "created_at": -5, "updated_at": 1}]})";
+    expected = "models[0] (\"x\"): \"created_at\" must be a time in milliseconds since 1970";
+  }
+  SECTION("only one of the times") {
+    text = R"({"format": "tfimm-cache-export", "version": 2, "models": [
+        {"name": "x", "path": "/srv/x", "updated_at": 1}]})";
+    expected = "gives only one of \"created_at\" and \"updated_at\"";
+  }
+  SECTION("a name that is not UTF-8, in hex") {
+    text = R"({"format": "tfimm-cache-export", "version": 2, "models": [
+        {"name_hex": "ff", "path": "/srv/x"}]})";
+    expected = "models[0]: needs a string \"name\"";
+  }
+  SECTION("a history row without its action") {
+    text = R"({"format": "tfimm-cache-export", "version": 2, "history": [{"id": 1, "at": 5,
+        "name": "x", "old_path": null, "new_path": "/x", "user": "u", "host": "h", "pid": 1}],
+        "models": []})";
+    expected = "history[0]: needs a non-empty string \"action\"";
+  }
+  auto r = tool.run({"import", "--replace", "-"}, text);
+  require_error(r, 2);
+  CHECK(r.err.find(expected) != std::string::npos);
+  CHECK(tool.snapshot() == before);
+}
+
+namespace {
+
+// Runs tfimm-cache ARGS as a child process and returns its peak resident
+// memory in KiB (the ru_maxrss that getrusage(RUSAGE_CHILDREN) reports
+// for it, taken from wait4 for this one child); requires exit 0.
+long peak_kib(const Tool& tool, std::vector<std::string> args) {
+  args.insert(args.begin(), {TFIMM_TOOL, "--registry", tool.registry()});
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, STDOUT_FILENO);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  REQUIRE(::wait4(pid, &status, 0, &usage) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  return usage.ru_maxrss;
+}
+
+}  // namespace
+
+TEST_CASE("export and import of 100 000 entries stream: each child stays under 60 MB",
+          "[export][import][memory][conformance]") {
+  // Holding the whole registry took 84 MB to import and 120 MB to export
+  // 100 000 entries (860 MB each way for a million); streaming holds a page
+  // of entries, a batch of records, 16 bytes per name and the database's
+  // own cache.
+  Tool tool;
+  constexpr int kEntries = 100000;
+  const std::string file = tool.path("many.json");
+  {
+    std::string text = R"({"format": "tfimm-cache-export", "version": 1, "cache_dir": null, )"
+                       R"("models": [)";
+    for (int i = 0; i < kEntries; ++i) {
+      text += (i == 0 ? "" : ",\n") + std::string(R"({"name": "model_)") + std::to_string(i) +
+              R"(", "path": "/data/models/model_)" + std::to_string(i) + R"("})";
+    }
+    text += "]}";
+    tfimm::test::write_file(file, text);
+  }
+  constexpr long kBoundKib = 60 * 1024;
+  CHECK(peak_kib(tool, {"import", file}) < kBoundKib);
+  const std::string out = tool.path("export.json");
+  CHECK(peak_kib(tool, {"export", "--with-history", out}) < kBoundKib);
+  CHECK(peak_kib(tool, {"import", "--replace", out}) < kBoundKib);
+  CHECK(peak_kib(tool, {"import", "--dry-run", out}) < kBoundKib);
+  // Read only now: a child forked while this process held the parsed file
+  // would count its pages until it exec'd.
+  const auto doc = nlohmann::json::parse(tfimm::test::read_file(out));
+  CHECK(doc["models"].size() == kEntries);
+  CHECK(doc["history"].size() == kEntries);
 }

@@ -455,6 +455,48 @@ std::vector<Entry> PostgresStore::models() {
   }
 }
 
+std::vector<Entry> PostgresStore::models_after(const std::optional<std::string>& after,
+                                               std::size_t limit) {
+  if (read_absent()) return {};
+  try {
+    // Keyset pages inside the body's one snapshot: each page is a seek on
+    // the primary key, and only one page is held at a time (two statements:
+    // a generic plan of "$1 IS NULL OR name > $1" scans the whole table).
+    Params p;
+    if (after) p.bytes(*after);
+    p.int8(static_cast<std::int64_t>(limit));
+    auto r =
+        conn_->exec(after ? std::string(kModelColumns) + "WHERE name > $1 ORDER BY name LIMIT $2"
+                          : std::string(kModelColumns) + "ORDER BY name LIMIT $1",
+                    p);
+    std::vector<Entry> out;
+    out.reserve(static_cast<std::size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) out.push_back(entry_from(r, i));
+    return out;
+  } catch (const pq::Error& e) {
+    fail(e, "list the entries of");
+  }
+}
+
+std::vector<std::optional<Entry>> PostgresStore::models_named(
+    const std::vector<const std::string*>& names) {
+  std::vector<std::optional<Entry>> out(names.size());
+  if (names.empty() || read_absent()) return out;
+  try {
+    auto r = conn_->exec(
+        "SELECT m.name, m.path, m.created_at, m.updated_at, m.locked, m.lock_reason, "
+        "m.missing_since, c.i FROM unnest($1::bytea[]) WITH ORDINALITY AS c(name, i) "
+        "JOIN models m ON m.name = c.name",
+        Params().bytea_array(names));
+    for (int i = 0; i < r.rows(); ++i) {
+      out[static_cast<std::size_t>(r.int8(i, 7) - 1)] = entry_from(r, i);
+    }
+    return out;
+  } catch (const pq::Error& e) {
+    fail(e, "look up models in");
+  }
+}
+
 std::vector<std::string> PostgresStore::model_names() {
   if (read_absent()) return {};
   try {
@@ -526,7 +568,113 @@ std::vector<HistoryRecord> PostgresStore::history(const std::optional<std::strin
   }
 }
 
+std::vector<HistoryRecord> PostgresStore::history_after(std::int64_t after_id, std::size_t limit) {
+  if (read_absent()) return {};
+  try {
+    auto r = conn_->exec(
+        "SELECT id, at, action, name, old_path, new_path, \"user\", host, pid "
+        "FROM history WHERE id > $1 ORDER BY id LIMIT $2",
+        Params().int8(after_id).int8(static_cast<std::int64_t>(limit)));
+    std::vector<HistoryRecord> out;
+    out.reserve(static_cast<std::size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) {
+      HistoryRecord h;
+      h.id = r.int8(i, 0);
+      h.at = r.int8(i, 1);
+      h.action = r.bytes(i, 2);
+      h.name = r.bytes(i, 3);
+      if (!r.null(i, 4)) h.old_path = r.bytes(i, 4);
+      if (!r.null(i, 5)) h.new_path = r.bytes(i, 5);
+      h.user = r.bytes(i, 6);
+      h.host = r.bytes(i, 7);
+      h.pid = r.int8(i, 8);
+      out.push_back(std::move(h));
+    }
+    return out;
+  } catch (const pq::Error& e) {
+    fail(e, "read the history of");
+  }
+}
+
 // -- writes -------------------------------------------------------------------
+
+void PostgresStore::put_entries(const std::vector<const Entry*>& entries) {
+  if (entries.empty()) return;
+  if (absent_) materialize();
+  try {
+    std::vector<const std::string*> names, paths, reasons;
+    std::vector<std::optional<std::int64_t>> created, updated, locked, missing;
+    for (const Entry* e : entries) {
+      names.push_back(&e->name);
+      paths.push_back(&e->path);
+      reasons.push_back(&e->lock_reason);
+      created.emplace_back(e->created_at);
+      updated.emplace_back(e->updated_at);
+      locked.emplace_back(e->locked ? 1 : 0);
+      missing.push_back(e->missing_since);
+    }
+    conn_->exec(
+        "INSERT INTO models(name, path, created_at, updated_at, locked, lock_reason, "
+        "missing_since) SELECT n, p, c, u, l <> 0, r, m "
+        "FROM unnest($1::bytea[], $2::bytea[], $3::int8[], $4::int8[], $5::int8[], "
+        "$6::bytea[], $7::int8[]) AS e(n, p, c, u, l, r, m) "
+        "ON CONFLICT (name) DO UPDATE SET path = excluded.path, "
+        "created_at = excluded.created_at, updated_at = excluded.updated_at, "
+        "locked = excluded.locked, lock_reason = excluded.lock_reason, "
+        "missing_since = excluded.missing_since",
+        Params()
+            .bytea_array(names)
+            .bytea_array(paths)
+            .int8_array(created)
+            .int8_array(updated)
+            .int8_array(locked)
+            .bytea_array(reasons)
+            .int8_array(missing));
+  } catch (const pq::Error& e) {
+    fail(e, "register models in");
+  }
+}
+
+void PostgresStore::restore_history(const std::vector<HistoryRecord>& records) {
+  if (records.empty()) return;
+  if (absent_) materialize();
+  try {
+    std::vector<std::optional<std::int64_t>> at, pid;
+    std::vector<const std::string*> action, name, old_path, new_path, user, host;
+    for (const HistoryRecord& r : records) {
+      at.emplace_back(r.at);
+      pid.emplace_back(r.pid);
+      action.push_back(&r.action);
+      name.push_back(&r.name);
+      old_path.push_back(r.old_path ? &*r.old_path : nullptr);
+      new_path.push_back(r.new_path ? &*r.new_path : nullptr);
+      user.push_back(&r.user);
+      host.push_back(&r.host);
+    }
+    // In the order given, so that ids follow it; a row already there (every
+    // field alike, NULL paths included) is not added twice.
+    conn_->exec(
+        "INSERT INTO history(at, action, name, old_path, new_path, \"user\", host, pid) "
+        "SELECT a, convert_from(ac, 'UTF8'), n, o, p, us, h, pd "
+        "FROM unnest($1::int8[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], "
+        "$6::bytea[], $7::bytea[], $8::int8[]) WITH ORDINALITY AS c(a, ac, n, o, p, us, h, pd, i) "
+        "WHERE NOT EXISTS (SELECT 1 FROM history x WHERE x.name = c.n AND x.at = c.a "
+        "AND x.action = convert_from(c.ac, 'UTF8') AND x.old_path IS NOT DISTINCT FROM c.o "
+        "AND x.new_path IS NOT DISTINCT FROM c.p AND x.\"user\" = c.us AND x.host = c.h "
+        "AND x.pid = c.pd) ORDER BY i",
+        Params()
+            .int8_array(at)
+            .bytea_array(action)
+            .bytea_array(name)
+            .bytea_array(old_path)
+            .bytea_array(new_path)
+            .bytea_array(user)
+            .bytea_array(host)
+            .int8_array(pid));
+  } catch (const pq::Error& e) {
+    fail(e, "restore history in");
+  }
+}
 
 void PostgresStore::put_paths(const std::vector<PathChange>& changes, Timestamp now,
                               std::optional<Timestamp> missing_since) {

@@ -63,6 +63,28 @@ Params& Params::bytea_array(const std::vector<const std::string*>& values) {
   return bytes(out, Type::ByteaArray);
 }
 
+Params& Params::int8_array(const std::vector<std::optional<std::int64_t>>& values) {
+  // The binary array format of bytea_array(), with 8-byte big-endian elements.
+  auto& out = arrays_.emplace_back();
+  out.reserve(20 + values.size() * 12);
+  put_int4(out, 1);
+  put_int4(out, 1);
+  put_int4(out, static_cast<std::uint32_t>(Type::Int8));
+  put_int4(out, static_cast<std::uint32_t>(values.size()));
+  put_int4(out, 1);
+  for (const auto& v : values) {
+    if (!v) {
+      put_int4(out, 0xffffffffu);
+      continue;
+    }
+    put_int4(out, 8);
+    const auto u = static_cast<std::uint64_t>(*v);
+    put_int4(out, static_cast<std::uint32_t>(u >> 32));
+    put_int4(out, static_cast<std::uint32_t>(u & 0xffffffffu));
+  }
+  return bytes(out, Type::Int8Array);
+}
+
 Params& Params::null(Type type) {
   types_.push_back(static_cast<unsigned>(type));
   values_.push_back(nullptr);

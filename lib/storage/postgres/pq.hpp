@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -34,7 +35,13 @@ class Error : public std::runtime_error {
 };
 
 // Parameter types, by their fixed PostgreSQL type OIDs.
-enum class Type : unsigned { Bytea = 17, Int8 = 20, Text = 25, ByteaArray = 1001 };
+enum class Type : unsigned {
+  Bytea = 17,
+  Int8 = 20,
+  Text = 25,
+  ByteaArray = 1001,
+  Int8Array = 1016
+};
 
 // The parameters of one statement, in order ($1, $2, ...). Bytes are
 // borrowed: they must outlive the call that sends them.
@@ -49,6 +56,8 @@ class Params {
   // A bytea[] of `values` (nullptr: NULL), copied: for set-based
   // statements over unnest($n).
   Params& bytea_array(const std::vector<const std::string*>& values);
+  // An int8[] of `values` (nullopt: NULL), copied.
+  Params& int8_array(const std::vector<std::optional<std::int64_t>>& values);
 
   int size() const noexcept { return static_cast<int>(types_.size()); }
   const unsigned* types() const noexcept { return types_.data(); }

@@ -49,16 +49,22 @@ class SqliteStore final : public Store, private Writer {
       const std::vector<PathChange>& changes) override;
   std::optional<Entry> model(const std::string& name) override;
   std::vector<Entry> models() override;
+  std::vector<Entry> models_after(const std::optional<std::string>& after,
+                                  std::size_t limit) override;
+  std::vector<std::optional<Entry>> models_named(
+      const std::vector<const std::string*>& names) override;
   std::vector<std::string> model_names() override;
   std::size_t model_count() override;
   std::optional<std::string> setting(const std::string& key) override;
   std::vector<HistoryRecord> history(const std::optional<std::string>& name,
                                      std::size_t limit) override;
+  std::vector<HistoryRecord> history_after(std::int64_t after_id, std::size_t limit) override;
   void begin_change() override {
     if (absent_) materialize();
   }
   void put_paths(const std::vector<PathChange>& changes, Timestamp now,
                  std::optional<Timestamp> missing_since) override;
+  void put_entries(const std::vector<const Entry*>& entries) override;
   bool delete_model(const std::string& name) override;
   void set_lock(const std::string& name, bool locked, const std::string& reason) override;
   void set_missing(const Entry& seen, std::optional<Timestamp> value, bool only_if_unset) override;
@@ -69,6 +75,7 @@ class SqliteStore final : public Store, private Writer {
                    const std::optional<std::string>& new_path, Timestamp now) override;
   void add_histories(const std::string& action, const std::vector<PathChange>& changes,
                      Timestamp now) override;
+  void restore_history(const std::vector<HistoryRecord>& records) override;
   // The text in the first column of `sql`'s first row with ?1 = `key`.
   std::optional<std::string> text_by_key(const char* sql, const std::string& key,
                                          const char* operation);

@@ -159,6 +159,40 @@ std::vector<Entry> SqliteStore::models() {
   }
 }
 
+std::vector<Entry> SqliteStore::models_after(const std::optional<std::string>& after,
+                                             std::size_t limit) {
+  if (read_absent()) return {};
+  try {
+    // Names are compared as SQLite compares them everywhere (bytes, BINARY):
+    // the order of models() and of the primary key, so each page is one
+    // seek and a walk along it (two statements: "?1 IS NULL OR name > ?1"
+    // would scan the whole table for every page).
+    static const std::string first =
+        std::string("SELECT ") + kModelColumns + " FROM models ORDER BY name LIMIT ?2";
+    static const std::string next = std::string("SELECT ") + kModelColumns +
+                                    " FROM models WHERE name > ?1 ORDER BY name LIMIT ?2";
+    Use st(conn().prepare(after ? next.c_str() : first.c_str()));
+    if (after) st->bindNoCopy(1, *after);
+    st->bind(2, static_cast<std::int64_t>(limit));
+    std::vector<Entry> out;
+    out.reserve(limit);
+    while (st->executeStep()) out.push_back(entry_from_row(*st));
+    return out;
+  } catch (const std::exception& e) {
+    fail(e, "list the entries of");
+  }
+}
+
+std::vector<std::optional<Entry>> SqliteStore::models_named(
+    const std::vector<const std::string*>& names) {
+  std::vector<std::optional<Entry>> out(names.size());
+  if (names.empty() || read_absent()) return out;
+  // One kept statement per name: on SQLite a lookup is a function call,
+  // not a round trip.
+  for (std::size_t i = 0; i < names.size(); ++i) out[i] = model(*names[i]);
+  return out;
+}
+
 std::vector<std::string> SqliteStore::model_names() {
   if (read_absent()) return {};
   try {
@@ -218,7 +252,100 @@ std::vector<HistoryRecord> SqliteStore::history(const std::optional<std::string>
   }
 }
 
+std::vector<HistoryRecord> SqliteStore::history_after(std::int64_t after_id, std::size_t limit) {
+  if (read_absent()) return {};
+  try {
+    Use st(conn().prepare(
+        "SELECT id, at, action, name, old_path, new_path, user, host, pid FROM history "
+        "WHERE id > ?1 ORDER BY id LIMIT ?2"));
+    st->bind(1, static_cast<std::int64_t>(after_id));
+    st->bind(2, static_cast<std::int64_t>(limit));
+    std::vector<HistoryRecord> out;
+    while (st->executeStep()) {
+      HistoryRecord r;
+      r.id = st->getColumn(0).getInt64();
+      r.at = st->getColumn(1).getInt64();
+      r.action = st->getColumn(2).getString();
+      r.name = st->getColumn(3).getString();
+      if (!st->getColumn(4).isNull()) r.old_path = st->getColumn(4).getString();
+      if (!st->getColumn(5).isNull()) r.new_path = st->getColumn(5).getString();
+      r.user = st->getColumn(6).getString();
+      r.host = st->getColumn(7).getString();
+      r.pid = st->getColumn(8).getInt64();
+      out.push_back(std::move(r));
+    }
+    return out;
+  } catch (const std::exception& e) {
+    fail(e, "read the history of");
+  }
+}
+
 // -- writes -------------------------------------------------------------------
+
+void SqliteStore::put_entries(const std::vector<const Entry*>& entries) {
+  if (entries.empty()) return;
+  if (absent_) materialize();
+  try {
+    Use st(conn().prepare(
+        "INSERT INTO models(name, path, created_at, updated_at, locked, lock_reason, "
+        "missing_since) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+        "ON CONFLICT(name) DO UPDATE SET path = excluded.path, created_at = excluded.created_at, "
+        "updated_at = excluded.updated_at, locked = excluded.locked, "
+        "lock_reason = excluded.lock_reason, missing_since = excluded.missing_since"));
+    for (const Entry* e : entries) {
+      st->bindNoCopy(1, e->name);
+      st->bindNoCopy(2, e->path);
+      st->bind(3, static_cast<std::int64_t>(e->created_at));
+      st->bind(4, static_cast<std::int64_t>(e->updated_at));
+      st->bind(5, e->locked ? 1 : 0);
+      st->bindNoCopy(6, e->lock_reason);
+      if (e->missing_since) {
+        st->bind(7, static_cast<std::int64_t>(*e->missing_since));
+      } else {
+        st->bind(7);
+      }
+      st->exec();
+      st->reset();
+    }
+  } catch (const std::exception& e) {
+    fail(e, "register models in");
+  }
+}
+
+void SqliteStore::restore_history(const std::vector<HistoryRecord>& records) {
+  if (records.empty()) return;
+  if (absent_) materialize();
+  try {
+    // IS compares NULL paths as equal; the name index finds the candidates.
+    Use st(conn().prepare(
+        "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
+        "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (SELECT 1 FROM history "
+        "WHERE name = ?3 AND at = ?1 AND action = ?2 AND old_path IS ?4 AND new_path IS ?5 "
+        "AND user = ?6 AND host = ?7 AND pid = ?8)"));
+    for (const HistoryRecord& r : records) {
+      st->bind(1, static_cast<std::int64_t>(r.at));
+      st->bindNoCopy(2, r.action);
+      st->bindNoCopy(3, r.name);
+      if (r.old_path) {
+        st->bindNoCopy(4, *r.old_path);
+      } else {
+        st->bind(4);
+      }
+      if (r.new_path) {
+        st->bindNoCopy(5, *r.new_path);
+      } else {
+        st->bind(5);
+      }
+      st->bindNoCopy(6, r.user);
+      st->bindNoCopy(7, r.host);
+      st->bind(8, static_cast<std::int64_t>(r.pid));
+      st->exec();
+      st->reset();
+    }
+  } catch (const std::exception& e) {
+    fail(e, "restore history in");
+  }
+}
 
 void SqliteStore::put_paths(const std::vector<PathChange>& changes, Timestamp now,
                             std::optional<Timestamp> missing_since) {
