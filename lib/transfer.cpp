@@ -554,9 +554,9 @@ const std::vector<const char*> kTopKeysV1 = {"format", "version", "cache_dir", "
 const std::vector<const char*> kTopKeysV2 = {"format",        "version", "cache_dir",
                                              "cache_dir_hex", "history", "models"};
 const std::vector<const char*> kModelKeysV1 = {"name", "path", "path_hex", "locked", "lock_reason"};
-const std::vector<const char*> kModelKeysV2 = {"name",       "path",        "path_hex",
-                                               "locked",     "lock_reason", "lock_reason_hex",
-                                               "created_at", "updated_at",  "missing_since"};
+const std::vector<const char*> kModelKeysV2 = {
+    "name",       "path",       "path_hex",      "locked",   "lock_reason", "lock_reason_hex",
+    "created_at", "updated_at", "missing_since", "local_to", "local_to_hex"};
 // A history row: its fields as `history --json` shows them, times in ms.
 const std::vector<const char*> kHistoryKeys = {
     "id",       "at",           "action", "name",     "name_hex", "old_path", "old_path_hex",
@@ -653,6 +653,11 @@ Snapshot::Model model_from(const json& record, std::size_t index, int version,
   model.created_at = time_field(record, label, "created_at", false);
   model.updated_at = time_field(record, label, "updated_at", false);
   model.missing_since = time_field(record, label, "missing_since", true);
+  model.local_to = path_field(record, label, "local_to", true);
+  if (model.local_to && !model.updated_at) {
+    throw InvalidInput(label + ": gives \"local_to\" without \"created_at\" and " +
+                       "\"updated_at\"; give all three, or none (then the import decides)");
+  }
   if (model.created_at.has_value() != model.updated_at.has_value()) {
     throw InvalidInput(label + ": gives only one of \"created_at\" and \"updated_at\"; give " +
                        "both, or neither (then the import's time is used)");
@@ -864,6 +869,8 @@ void put_model(std::string& out, const Entry& e) {
   put_number(out, "updated_at", e.updated_at);
   out += ", ";
   put_number(out, "missing_since", e.missing_since);
+  out += ", ";
+  put_text(out, "local_to", e.local_to);
   out += "}";
 }
 
@@ -1108,6 +1115,7 @@ class Applier {
       e.created_at = *m.created_at;
       e.updated_at = *m.updated_at;
       e.missing_since = m.missing_since;
+      e.local_to = m.local_to ? *m.local_to : detail::local_to_of(m.path);
       if (const auto it = contents.entries.find(m.name); it != contents.entries.end()) {
         e.locked = it->second.locked;  // the lock is the plan's, below
         e.lock_reason = it->second.lock_reason;
@@ -1281,6 +1289,7 @@ std::string to_json(const Snapshot& snapshot) {
     e.created_at = m->created_at.value_or(now);
     e.updated_at = m->updated_at.value_or(now);
     e.missing_since = m->missing_since;
+    e.local_to = m->local_to.value_or("");
     put_model(writer.item(), e);
     writer.item_done();
   }
@@ -1316,6 +1325,7 @@ Snapshot Registry::snapshot() {
       m.created_at = e.created_at;
       m.updated_at = e.updated_at;
       m.missing_since = e.missing_since;
+      m.local_to = std::move(e.local_to);
       snap.models.push_back(std::move(m));
     }
     snap.cache_dir = r.setting(detail::kCacheDirKey);

@@ -268,6 +268,9 @@ struct Snapshot {
     std::optional<Timestamp> created_at = std::nullopt;
     std::optional<Timestamp> updated_at = std::nullopt;
     std::optional<Timestamp> missing_since = std::nullopt;
+    // The host the path is local to (Entry::local_to; format version 2),
+    // stored with the times. Without it an import decides, as a set does.
+    std::optional<std::string> local_to = std::nullopt;
   };
   std::vector<Model> models;
   std::optional<std::string> cache_dir;

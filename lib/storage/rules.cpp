@@ -3,6 +3,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "storage/actor.hpp"
 #include "storage/name_order.hpp"
 
 namespace tfimm::detail {
@@ -37,6 +38,10 @@ class HostLocality {
 };
 
 }  // namespace
+
+std::string local_to_of(const std::string& path) {
+  return HostLocality()(path) ? actor_base().host : std::string();
+}
 
 void set_model(Writer& w, const std::string& name, const std::string& path, Timestamp now) {
   w.begin_change();

@@ -17,6 +17,11 @@ namespace tfimm::detail {
 // on a local file system here (Entry::local_to).
 void set_model(Writer& w, const std::string& name, const std::string& path, Timestamp now);
 
+// What Entry::local_to a path registered now by this process gets: this
+// host's name when the path's parent directory is on a local file system
+// here, else "".
+std::string local_to_of(const std::string& path);
+
 // set_model() for every set of `batch`, in name order, in a few set-based
 // statements. A batch names each name once.
 void write_batch(Writer& w, const WriteBatch& batch, Timestamp now);

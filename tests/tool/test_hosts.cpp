@@ -194,3 +194,24 @@ TEST_CASE("du leaves out a path local to another host, unless --all-hosts",
   CHECK(all["models"][0].at("status") == "ok");
   CHECK(all["models"][0].at("files") == 1);
 }
+
+TEST_CASE("an export keeps which host each path is local to, and an import restores it",
+          "[hosts][transfer][conformance]") {
+  Tool tool;
+  tool.ok({"set", "here", tool.make_dir("models/here")});
+  auto r =
+      tool.run({"set", "shared", tool.make_dir("models/shared")}, "", {{"TFIMM_NETWORK_FS", "1"}});
+  REQUIRE(r.exit_code == 0);
+  const std::string backup = tool.ok({"export", "-"});
+  CHECK(backup.find("\"local_to\": \"\"") != std::string::npos);
+
+  Tool fresh;
+  fresh.ok({"import", "-"}, backup);
+  CHECK(fresh.json({"list", "--json"}) == tool.json({"list", "--json"}));
+  // A file from before hosts were recorded (version 1): the import decides.
+  fresh.ok(
+      {"import", "-"},
+      R"({"format": "tfimm-cache-export", "version": 1, "models": [{"name": "old", "path": ")" +
+          tool.path("models/old") + R"("}]})");
+  CHECK(entry_named(fresh.json({"list", "--json"}), "old").at("local_to") == this_host());
+}

@@ -602,12 +602,13 @@ void PostgresStore::put_entries(const std::vector<const Entry*>& entries) {
   if (entries.empty()) return;
   if (absent_) materialize();
   try {
-    std::vector<const std::string*> names, paths, reasons;
+    std::vector<const std::string*> names, paths, reasons, hosts;
     std::vector<std::optional<std::int64_t>> created, updated, locked, missing;
     for (const Entry* e : entries) {
       names.push_back(&e->name);
       paths.push_back(&e->path);
       reasons.push_back(&e->lock_reason);
+      hosts.push_back(&e->local_to);
       created.emplace_back(e->created_at);
       updated.emplace_back(e->updated_at);
       locked.emplace_back(e->locked ? 1 : 0);
@@ -615,13 +616,13 @@ void PostgresStore::put_entries(const std::vector<const Entry*>& entries) {
     }
     conn_->exec(
         "INSERT INTO models(name, path, created_at, updated_at, locked, lock_reason, "
-        "missing_since) SELECT n, p, c, u, l <> 0, r, m "
+        "missing_since, local_to) SELECT n, p, c, u, l <> 0, r, m, h "
         "FROM unnest($1::bytea[], $2::bytea[], $3::int8[], $4::int8[], $5::int8[], "
-        "$6::bytea[], $7::int8[]) AS e(n, p, c, u, l, r, m) "
+        "$6::bytea[], $7::int8[], $8::bytea[]) AS e(n, p, c, u, l, r, m, h) "
         "ON CONFLICT (name) DO UPDATE SET path = excluded.path, "
         "created_at = excluded.created_at, updated_at = excluded.updated_at, "
         "locked = excluded.locked, lock_reason = excluded.lock_reason, "
-        "missing_since = excluded.missing_since",
+        "missing_since = excluded.missing_since, local_to = excluded.local_to",
         Params()
             .bytea_array(names)
             .bytea_array(paths)
@@ -629,7 +630,8 @@ void PostgresStore::put_entries(const std::vector<const Entry*>& entries) {
             .int8_array(updated)
             .int8_array(locked)
             .bytea_array(reasons)
-            .int8_array(missing));
+            .int8_array(missing)
+            .bytea_array(hosts));
   } catch (const pq::Error& e) {
     fail(e, "register models in");
   }

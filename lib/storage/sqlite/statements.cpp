@@ -288,10 +288,11 @@ void SqliteStore::put_entries(const std::vector<const Entry*>& entries) {
   try {
     Use st(conn().prepare(
         "INSERT INTO models(name, path, created_at, updated_at, locked, lock_reason, "
-        "missing_since) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+        "missing_since, local_to) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
         "ON CONFLICT(name) DO UPDATE SET path = excluded.path, created_at = excluded.created_at, "
         "updated_at = excluded.updated_at, locked = excluded.locked, "
-        "lock_reason = excluded.lock_reason, missing_since = excluded.missing_since"));
+        "lock_reason = excluded.lock_reason, missing_since = excluded.missing_since, "
+        "local_to = excluded.local_to"));
     for (const Entry* e : entries) {
       st->bindNoCopy(1, e->name);
       st->bindNoCopy(2, e->path);
@@ -304,6 +305,7 @@ void SqliteStore::put_entries(const std::vector<const Entry*>& entries) {
       } else {
         st->bind(7);
       }
+      st->bindNoCopy(8, e->local_to);
       st->exec();
       st->reset();
     }
