@@ -582,14 +582,17 @@ ImportReport Registry::import(const Snapshot& snapshot, const ImportOptions& opt
         const ImportPlan plan = plan_import(contents, models, by_name, cache_dir, options.replace);
         detail::set_models(w, "import", plan.paths, now);
         for (const auto& change : plan.locks) {
-          w.set_lock(*change.name, change.locked, *change.reason);
-          w.add_history(change.locked ? "lock" : "unlock", *change.name, *change.path, *change.path,
-                        now);
+          // The lock it had (none for an entry this import adds), for undo.
+          Entry current;
+          current.name = *change.name;
+          current.path = *change.path;
+          if (auto it = contents.entries.find(current.name); it != contents.entries.end()) {
+            current.locked = it->second.locked;
+            current.lock_reason = it->second.lock_reason;
+          }
+          detail::change_lock(w, current, change.locked, *change.reason, now);
         }
-        for (const auto* e : plan.removals) {
-          w.delete_model(e->name);
-          w.add_history("import", e->name, e->path, std::nullopt, now);
-        }
+        for (const auto* e : plan.removals) detail::forget_model(w, "import", *e, now);
         if (plan.cache_dir == ImportPlan::Dir::Set) impl_->set_dir(w, *cache_dir);
         if (plan.cache_dir == ImportPlan::Dir::Unset) impl_->unset_dir(w);
         report = plan.report;

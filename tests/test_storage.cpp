@@ -20,6 +20,7 @@
 
 #include "rawdb.hpp"
 #include "schema_v1.hpp"
+#include "schema_v2.hpp"
 #include "testutil.hpp"
 #include "tfimm/errors.hpp"
 #include "tfimm/registry.hpp"
@@ -58,6 +59,26 @@ void make_v1_registry(const std::string& path) {
       " ('vit_base_patch16_224.augreg_in21k', '/data/w/vit it''s', 1600000001000, 1600000001000)");
   db.exec("INSERT INTO settings VALUES ('cache_dir', '/srv/tfimm/cache')");
   db.exec("PRAGMA user_version = 1");
+  db.exec("COMMIT");
+}
+
+// A registry at schema version 2 holding two entries (one locked) and a
+// history of every kind of row release 2 wrote.
+void make_v2_registry(const std::string& path) {
+  make_v1_registry(path);
+  t::RawDb db(path);
+  db.exec("BEGIN");
+  db.exec(tfimm::test::kSchemaV2);
+  db.exec("INSERT INTO schema_migrations VALUES (2, 1600000100000)");
+  db.exec("UPDATE models SET locked = 1, lock_reason = 'paper' WHERE name = 'resnet18'");
+  db.exec(
+      "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) VALUES "
+      "(1600000010000, 'set', 'gone', NULL, '/data/w/gone', 'ann', 'h1', 10),"
+      "(1600000020000, 'lock', 'resnet18', '/data/w/resnet18', '/data/w/resnet18', 'ann', 'h1', "
+      "11),"
+      "(1600000030000, 'clear', 'gone', '/data/w/gone', NULL, 'bob', 'h2', 12),"
+      "(1600000040000, 'set_dir', '', '/old/cache', '/srv/tfimm/cache', 'bob', 'h2', 13)");
+  db.exec("PRAGMA user_version = 2");
   db.exec("COMMIT");
 }
 
@@ -141,9 +162,9 @@ std::vector<Child> run_helpers_at_once(const std::vector<std::vector<std::string
 }  // namespace
 
 TEST_CASE("every released schema version has an upgrade test in this file", "[storage]") {
-  // Adding migration 003 means adding a "registry written by release 2"
+  // Adding migration 004 means adding a "registry written by release 3"
   // fixture and its upgrade test below, then raising this number.
-  CHECK(tfimm::schema_version() == 2);
+  CHECK(tfimm::schema_version() == 3);
 }
 
 TEST_CASE("reading a registry that does not exist answers empty and creates nothing", "[storage]") {
@@ -260,6 +281,50 @@ TEST_CASE("a registry written by release 1 is upgraded with its data intact", "[
     CHECK(db.integer("PRAGMA application_id") == registry_application_id());
     CHECK(tfimm::migration_status(file).pending.empty());
   }
+}
+
+TEST_CASE("a registry written by release 2 keeps every history row, each its own change set",
+          "[storage][undo]") {
+  t::TestContext ctx;
+  const std::string file = ctx.path("registry.db");
+  make_v2_registry(file);
+  CHECK(tfimm::migration_status(file).current == 2);
+
+  tfimm::Registry reg(file);
+  auto history = reg.history();
+  REQUIRE(history.size() == 4);
+  const std::vector<std::string> actions = {"set_dir", "clear", "lock", "set"};
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    CHECK(history[i].action == actions[i]);
+    CHECK(history[i].change_set == history[i].id);
+    CHECK_FALSE(history[i].undoes);
+  }
+  CHECK(history[0].user == "bob");
+  CHECK(history[3].at == 1600000010000);
+  CHECK(reg.entry("resnet18")->locked);
+
+  // The rows from before change sets can be undone as far as they tell.
+  SECTION("an old lock row is undone by unlocking") {
+    reg.undo(history[2].id);
+    CHECK_FALSE(reg.entry("resnet18")->locked);
+  }
+  SECTION("an old clear row is undone by registering the path again") {
+    reg.undo(history[1].id);
+    CHECK(reg.entry("gone")->path == "/data/w/gone");
+  }
+  SECTION("an old set_dir row is undone by restoring the setting") {
+    reg.undo(history[0].id);
+    CHECK(reg.stored_dir() == "/old/cache");
+  }
+  SECTION("new rows start change sets after the old ones") {
+    reg.set_model_cache("convnext", "/data/w/convnext");
+    auto newest = reg.history({}, 1);
+    CHECK(newest[0].id == 5);
+    CHECK(newest[0].change_set == 5);
+  }
+  t::RawDb db(file);
+  CHECK(db.integer("PRAGMA user_version") == tfimm::schema_version());
+  CHECK(db.integer("SELECT count(*) FROM history WHERE change_set IS NULL") == 0);
 }
 
 TEST_CASE("several processes upgrading a release 1 registry at once all succeed", "[storage]") {

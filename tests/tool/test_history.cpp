@@ -54,7 +54,7 @@ TEST_CASE("history --json has the documented fields", "[history][json][conforman
   auto history = tool.json({"history", "--json"});
   REQUIRE(history.size() == 1);
   const auto& record = history[0];
-  CHECK(record.size() == 9);
+  CHECK(record.size() == 18);
   CHECK(record.at("id").is_number_integer());
   CHECK(std::regex_match(record.at("at").get<std::string>(),
                          std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
@@ -66,6 +66,15 @@ TEST_CASE("history --json has the documented fields", "[history][json][conforman
   CHECK(record.at("host").is_string());
   CHECK(record.at("pid").is_number_integer());
   CHECK(record.at("pid").get<long long>() > 0);
+  CHECK(record.at("change_set") == record.at("id"));
+  CHECK(record.at("undoes").is_null());
+  CHECK(record.at("old_locked").is_null());
+  CHECK(record.at("old_lock_reason").is_null());
+  CHECK(record.at("new_locked").is_null());
+  CHECK(record.at("new_lock_reason").is_null());
+  CHECK(record.at("old_missing_since").is_null());
+  CHECK(record.at("forgot_through").is_null());
+  CHECK(record.at("forgot_rows").is_null());
 }
 
 TEST_CASE("history NAME shows only that model and --limit keeps the newest N",
@@ -86,19 +95,25 @@ TEST_CASE("history NAME shows only that model and --limit keeps the newest N",
   tfimm::tooltest::require_error(tool.run({"history", "--limit", "-1"}), 2);
 }
 
-TEST_CASE("history as text: time in UTC, action, name, old, new, and who",
+TEST_CASE("history as text: id, change set, time in UTC, action, name, old, new, and who",
           "[history][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/a"});
   tool.ok({"set-dir", "/cache"});
+  tool.ok({"undo", "2"});
   auto table = lines(tool.ok({"history"}));
-  REQUIRE(table.size() == 3);
-  CHECK(std::regex_search(table[0], std::regex("^TIME +ACTION +NAME +OLD +NEW +BY$")));
+  REQUIRE(table.size() == 4);
+  CHECK(
+      std::regex_search(table[0], std::regex("^ID +SET +TIME +ACTION +NAME +OLD +NEW +BY +NOTE$")));
   CHECK(std::regex_search(
       table[1],
+      std::regex(R"(^3 +3 +.* unset_dir +\(cache dir\) +/cache +- +\S+@\S+ pid \d+ +undo of 2$)")));
+  CHECK(std::regex_search(
+      table[2],
       std::regex(
-          R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ +set_dir +\(cache dir\) +- +/cache +\S+@\S+ pid \d+$)")));
-  CHECK(std::regex_search(table[2], std::regex(R"( set +resnet18 +- +/a +\S+@\S+ pid \d+$)")));
+          R"(^2 +2 +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ +set_dir +\(cache dir\) +- +/cache +\S+@\S+ pid \d+$)")));
+  CHECK(std::regex_search(table[3],
+                          std::regex(R"(^1 +1 .* set +resnet18 +- +/a +\S+@\S+ pid \d+$)")));
 }
 
 TEST_CASE("history of an empty registry is empty", "[history][conformance]") {
