@@ -164,6 +164,8 @@ TEST_CASE("undo of an unknown id exits 2 and creates no registry", "[undo][confo
   const auto none = tool.run({"undo", "1"});
   require_error(none, 2);
   CHECK(none.err.find("no change set or history row") != std::string::npos);
+  require_error(tool.run({"undo", "1", "--dry-run"}), 2);
+  require_error(tool.run({"undo", "1", "--force"}), 2);
   if (!t::on_postgresql()) CHECK_FALSE(t::exists(tool.registry()));
   tool.ok({"set", "a", "/m/a"});
   require_error(tool.run({"undo", "7"}), 2);
