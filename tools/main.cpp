@@ -82,14 +82,14 @@ constexpr Subcommand kSubcommands[] = {
     {"lock", setup_lock},
     {"unlock", setup_unlock},
     {"history", setup_history},
+    {"undo", setup_undo},
+    {"forget-history", setup_forget_history},
+    {"retain-history", setup_retain_history},
     {"export", setup_export},
     {"import", setup_import},
     {"migrate", setup_migrate},
     {"doctor", setup_doctor},
     {"du", setup_du},
-    {"undo", setup_undo},
-    {"forget-history", setup_forget_history},
-    {"retain-history", setup_retain_history},
 };
 
 // The subcommand a command line names, when it is certain: global options
