@@ -428,7 +428,9 @@ std::int64_t SqliteStore::next_change_set() {
   if (change_set_) return *change_set_;
   // Inside the write lock the next row gets the largest id plus one (ids are
   // never reused: history is forgotten from its start, never its end).
-  change_set_ = conn().db.execAndGet("SELECT COALESCE(max(id), 0) + 1 FROM history").getInt64();
+  Use st(conn().prepare("SELECT COALESCE(max(id), 0) + 1 FROM history"));
+  st->executeStep();
+  change_set_ = st->getColumn(0).getInt64();
   return *change_set_;
 }
 
