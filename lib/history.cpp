@@ -38,33 +38,29 @@ ForgetReport Registry::forget_history(std::chrono::milliseconds age, bool dry_ru
         q.ascending = true;
         q.limit = 1024;
         std::int64_t through = 0;
-        std::int64_t keep_set = 0;  // the change set of the first row kept
         std::size_t rows = 0;
+        std::int64_t last_set = 0;  // the change set of the last old row
+        std::size_t in_last_set = 0;
         for (bool more = true; more;) {
           const auto page = w.history(q);
           more = page.size() == q.limit;
           for (const auto& row : page) {
             if (row.at >= cutoff) {
-              keep_set = row.change_set;
+              // Its change set began among the old rows (its rows are
+              // consecutive): keep that change set whole.
+              if (row.change_set == last_set) {
+                rows -= in_last_set;
+                through = last_set - 1;
+              }
               more = false;
               break;
             }
+            in_last_set = row.change_set == last_set ? in_last_set + 1 : 1;
+            last_set = row.change_set;
             through = row.id;
             ++rows;
           }
           if (!page.empty()) q.from = page.back().id;
-        }
-        if (keep_set != 0 && through >= keep_set) {
-          // The kept row's change set began among the old rows: keep it whole.
-          HistoryQuery set;
-          set.change_set = keep_set;
-          set.ascending = true;
-          set.from = keep_set - 1;
-          set.limit = 0;
-          for (const auto& row : w.history(set)) {
-            if (row.id <= through) --rows;
-          }
-          through = keep_set - 1;
         }
         if (rows == 0) return;
         report.rows = rows;

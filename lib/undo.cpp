@@ -110,15 +110,21 @@ UndoReport Registry::undo(std::int64_t id, const UndoOptions& options) {
 
         // What it changed: for each key, the state before its first row.
         std::map<Key, Before> before;
+        // Its rows are consecutive from its first one on: one writer at a
+        // time adds rows.
         std::int64_t last = set_id;
         HistoryQuery rows;
-        rows.change_set = set_id;
         rows.ascending = true;
         rows.from = set_id - 1;
         rows.limit = 1024;
-        for (;;) {
+        for (bool more = true; more;) {
           const auto page = w.history(rows);
+          more = page.size() == rows.limit;
           for (const auto& row : page) {
+            if (row.change_set != set_id) {
+              more = false;
+              break;
+            }
             last = row.id;
             if (row.action == "forget") {
               throw InvalidInput("cannot undo " + id_text(id) + ": change set " + id_text(set_id) +
@@ -143,8 +149,7 @@ UndoReport Registry::undo(std::int64_t id, const UndoOptions& options) {
             b.missing_since = row.old_missing_since;
             before.emplace(std::move(*key), std::move(b));
           }
-          if (page.size() < rows.limit) break;
-          rows.from = page.back().id;
+          if (!page.empty()) rows.from = page.back().id;
         }
 
         // Later change sets that touched any of it: read in pages, so that

@@ -32,9 +32,8 @@ struct Lookup {
 
 // Which history rows to read: one page of them, by id.
 struct HistoryQuery {
-  std::optional<std::string> name;         // only the rows of this model
-  std::optional<std::int64_t> change_set;  // only the rows of this change set
-  bool ascending = false;                  // oldest first; else newest first
+  std::optional<std::string> name;  // only the rows of this model
+  bool ascending = false;           // oldest first; else newest first
   // Ascending: rows with id > `from`; descending: rows with id < `from`
   // (0: from the newest).
   std::int64_t from = 0;

@@ -2,7 +2,9 @@
 -- same as SQLite's schema 3).
 -- Every history row belongs to a change set: the rows one call (one
 -- transaction) wrote together. A change set's id is the id of its first row,
--- so a row id and a change-set id never mean two different things.
+-- so a row id and a change-set id never mean two different things. Its rows
+-- are consecutive (one writer at a time adds rows), so no index is needed to
+-- find them: they are read by id from the change set's id on.
 
 ALTER TABLE history ADD COLUMN change_set BIGINT;
 -- For the rows an undo wrote: the change set it reverted.
@@ -26,5 +28,3 @@ UPDATE history SET change_set = id,
     old_lock_reason = CASE action WHEN 'lock' THEN ''::bytea END,
     new_locked = CASE action WHEN 'lock' THEN true WHEN 'unlock' THEN false END,
     new_lock_reason = CASE action WHEN 'unlock' THEN ''::bytea END;
-
-CREATE INDEX history_by_change_set ON history (change_set, id);

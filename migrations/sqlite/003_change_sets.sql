@@ -1,7 +1,9 @@
 -- 003: change sets, the state undo restores, and history retention.
 -- Every history row belongs to a change set: the rows one call (one
 -- transaction) wrote together. A change set's id is the id of its first row,
--- so a row id and a change-set id never mean two different things.
+-- so a row id and a change-set id never mean two different things. Its rows
+-- are consecutive (one writer at a time adds rows), so no index is needed to
+-- find them: they are read by id from the change set's id on.
 
 ALTER TABLE history ADD COLUMN change_set INTEGER;
 -- For the rows an undo wrote: the change set it reverted.
@@ -25,5 +27,3 @@ UPDATE history SET change_set = id,
     old_lock_reason = CASE action WHEN 'lock' THEN '' END,
     new_locked = CASE action WHEN 'lock' THEN 1 WHEN 'unlock' THEN 0 END,
     new_lock_reason = CASE action WHEN 'unlock' THEN '' END;
-
-CREATE INDEX history_by_change_set ON history (change_set, id);

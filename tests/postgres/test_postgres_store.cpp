@@ -392,7 +392,7 @@ TEST_CASE("a registry at schema 1 keeps every history row, each its own change s
   Registry(schema.location()).set_model_cache("a", "/a");
   // Back to schema 1 exactly: what migration 2 added taken away again.
   schema.sql(
-      "DROP INDEX history_by_change_set; ALTER TABLE history DROP COLUMN change_set, "
+      "ALTER TABLE history DROP COLUMN change_set, "
       "DROP COLUMN undoes, DROP COLUMN old_locked, DROP COLUMN old_lock_reason, "
       "DROP COLUMN new_locked, DROP COLUMN new_lock_reason, DROP COLUMN old_missing_since, "
       "DROP COLUMN forgot_through, DROP COLUMN forgot_rows; "

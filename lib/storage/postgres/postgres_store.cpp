@@ -469,10 +469,6 @@ std::vector<HistoryRecord> PostgresStore::history(const HistoryQuery& q) {
       p.bytes(*q.name);
       where += "name = $" + std::to_string(p.size()) + " AND ";
     }
-    if (q.change_set) {
-      p.int8(*q.change_set);
-      where += "change_set = $" + std::to_string(p.size()) + " AND ";
-    }
     auto r = conn_->exec(
         "SELECT id, at, action, name, old_path, new_path, \"user\", host, pid, "
         "COALESCE(change_set, id), undoes, old_locked, old_lock_reason, new_locked, "

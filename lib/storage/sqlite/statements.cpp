@@ -245,19 +245,17 @@ std::vector<HistoryRecord> SqliteStore::history(const HistoryQuery& q) {
     // Kept statements are known by their text's address: one string each.
     static const std::vector<std::string> statements = [] {
       std::vector<std::string> all;
-      for (int variant = 0; variant < 8; ++variant) {
+      for (int variant = 0; variant < 4; ++variant) {
         std::string sql = std::string("SELECT ") + kHistoryColumns + " FROM history WHERE ";
         if (variant & 1) sql += "name = ?1 AND ";
-        if (variant & 2) sql += "change_set = ?2 AND ";
-        sql += (variant & 4) ? "id > ?3 ORDER BY id LIMIT ?4" : "id < ?3 ORDER BY id DESC LIMIT ?4";
+        sql += (variant & 2) ? "id > ?3 ORDER BY id LIMIT ?4" : "id < ?3 ORDER BY id DESC LIMIT ?4";
         all.push_back(std::move(sql));
       }
       return all;
     }();
-    const int variant = (q.name ? 1 : 0) | (q.change_set ? 2 : 0) | (q.ascending ? 4 : 0);
+    const int variant = (q.name ? 1 : 0) | (q.ascending ? 2 : 0);
     Use st(conn().prepare(statements[static_cast<std::size_t>(variant)].c_str()));
     if (q.name) st->bindNoCopy(1, *q.name);
-    if (q.change_set) st->bind(2, static_cast<std::int64_t>(*q.change_set));
     st->bind(3, static_cast<std::int64_t>(!q.ascending && q.from == 0 ? INT64_MAX : q.from));
     st->bind(4, q.limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(q.limit));
     std::vector<HistoryRecord> out;
