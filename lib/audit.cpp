@@ -313,8 +313,7 @@ PruneReport Registry::prune(const PruneOptions& options) {
           }
           if (!current->missing_since) detail::mark_missing(w, seen, now);
           if (decide(*current, item.status)) {
-            w.delete_model(seen.name);
-            w.add_history("prune", seen.name, seen.path, std::nullopt, now);
+            detail::forget_model(w, "prune", *current, now);
           }
         }
       },

@@ -1,5 +1,7 @@
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "access.hpp"
 #include "dirs.hpp"
 #include "fs.hpp"
@@ -36,10 +38,9 @@ void Registry::Impl::set_model(Writer& w, const std::string& name, const std::st
 }
 
 bool Registry::Impl::clear_model(Writer& w, const std::string& name) {
-  auto old = w.model_path(name);
-  if (!old) return false;
-  w.delete_model(name);
-  w.add_history("clear", name, old, std::nullopt, detail::now_ms());
+  auto current = w.model(name);
+  if (!current) return false;
+  detail::forget_model(w, "clear", *current, detail::now_ms());
   return true;
 }
 
@@ -245,8 +246,7 @@ void Registry::lock(const std::string& name, const std::string& reason) {
         auto current = w.model(name);
         if (!current) throw missing();
         if (current->locked && current->lock_reason == reason) return;  // no change
-        w.set_lock(name, true, reason);
-        w.add_history("lock", name, current->path, current->path, detail::now_ms());
+        detail::change_lock(w, *current, true, reason, detail::now_ms());
       },
       one_entry(name));
   if (!exists) throw missing();
@@ -266,8 +266,7 @@ bool Registry::unlock(const std::string& name) {
         if (!current) throw missing();
         was_locked = current->locked;
         if (!was_locked) return;
-        w.set_lock(name, false, "");
-        w.add_history("unlock", name, current->path, current->path, detail::now_ms());
+        detail::change_lock(w, *current, false, "", detail::now_ms());
       },
       one_entry(name));
   if (!exists) throw missing();
@@ -276,11 +275,33 @@ bool Registry::unlock(const std::string& name) {
 
 std::vector<HistoryRecord> Registry::history(const std::optional<std::string>& name,
                                              std::size_t limit) {
-  if (name) check_name(*name);
-  Lock lock(impl_->mutex);
   std::vector<HistoryRecord> rows;
-  impl_->store->read([&](Reader& r) { rows = r.history(name, limit); }, Consistency::PerCall);
+  history(name, limit, [&](const HistoryRecord& row) { rows.push_back(row); });
   return rows;
+}
+
+void Registry::history(const std::optional<std::string>& name, std::size_t limit,
+                       const std::function<void(const HistoryRecord&)>& row) {
+  if (name) check_name(*name);
+  // Pages by id, newest first: each page is read whole and then handed out,
+  // so that no statement stays open while `row` runs, and rows recorded
+  // meanwhile (newer ids) never show up in the middle of the listing.
+  static constexpr std::size_t kPage = 512;
+  detail::HistoryQuery q;
+  q.name = name;
+  std::size_t given = 0;
+  for (;;) {
+    q.limit = limit == 0 ? kPage : std::min(kPage, limit - given);
+    std::vector<HistoryRecord> page;
+    {
+      Lock lock(impl_->mutex);
+      impl_->store->read([&](Reader& r) { page = r.history(q); }, Consistency::PerCall);
+    }
+    for (const auto& record : page) row(record);
+    given += page.size();
+    if (page.size() < q.limit || (limit != 0 && given >= limit)) return;
+    q.from = page.back().id;
+  }
 }
 
 Diagnosis Registry::diagnose() {

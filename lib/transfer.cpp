@@ -1131,9 +1131,15 @@ class Applier {
     for (const auto& e : timed) rows.push_back(&e);
     w_.put_entries(rows);
     for (const auto& change : plan.locks) {
-      w_.set_lock(*change.name, change.locked, *change.reason);
-      w_.add_history(change.locked ? "lock" : "unlock", *change.name, *change.path, *change.path,
-                     now_);
+      // The lock it had (none for an entry this import adds), for undo.
+      Entry current;
+      current.name = *change.name;
+      current.path = *change.path;
+      if (const auto it = contents.entries.find(current.name); it != contents.entries.end()) {
+        current.locked = it->second.locked;
+        current.lock_reason = it->second.lock_reason;
+      }
+      detail::change_lock(w_, current, change.locked, *change.reason, now_);
     }
     batch_.clear();
   }
@@ -1154,8 +1160,7 @@ class Applier {
       after = page.back().name;
       for (const auto& e : page) {
         if (names_.contains(e.name)) continue;
-        w_.delete_model(e.name);
-        w_.add_history("import", e.name, e.path, std::nullopt, now_);
+        detail::forget_model(w_, "import", e, now_);
         ++report_.removed;
       }
     }
@@ -1347,7 +1352,11 @@ ExportSummary Registry::export_json(std::ostream& out, const ExportOptions& opti
       writer.open_list("history");
       std::int64_t after = 0;
       for (;;) {
-        const auto page = r.history_after(after, kPage);
+        detail::HistoryQuery page_query;
+        page_query.ascending = true;
+        page_query.from = after;
+        page_query.limit = kPage;
+        const auto page = r.history(page_query);
         if (page.empty()) break;
         after = page.back().id;
         for (const auto& h : page) {

@@ -21,6 +21,7 @@
 #include "rawdb.hpp"
 #include "schema_v1.hpp"
 #include "schema_v2.hpp"
+#include "schema_v3.hpp"
 #include "testutil.hpp"
 #include "tfimm/errors.hpp"
 #include "tfimm/registry.hpp"
@@ -62,24 +63,46 @@ void make_v1_registry(const std::string& path) {
   db.exec("COMMIT");
 }
 
-constexpr std::int64_t kV2AppliedAt = 1700000000000;
-
-// A registry at schema version 2 holding a locked entry, an entry missing
-// since a time, a cache directory and history rows, as release 2 wrote it.
+// A registry at schema version 2 holding two entries (one locked) and a
+// history of every kind of row release 2 wrote.
 void make_v2_registry(const std::string& path) {
   make_v1_registry(path);
   t::RawDb db(path);
   db.exec("BEGIN");
   db.exec(tfimm::test::kSchemaV2);
-  db.exec("INSERT INTO schema_migrations VALUES (2, " + std::to_string(kV2AppliedAt) + ")");
+  db.exec("INSERT INTO schema_migrations VALUES (2, 1600000100000)");
   db.exec("UPDATE models SET locked = 1, lock_reason = 'paper' WHERE name = 'resnet18'");
   db.exec(
-      "UPDATE models SET missing_since = 1700000002000 "
-      "WHERE name = 'vit_base_patch16_224.augreg_in21k'");
-  db.exec(
-      "INSERT INTO history VALUES (1, 1700000001000, 'lock', 'resnet18', '/data/w/resnet18', "
-      "'/data/w/resnet18', 'ana', 'node-a', 42)");
+      "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) VALUES "
+      "(1600000010000, 'set', 'gone', NULL, '/data/w/gone', 'ann', 'h1', 10),"
+      "(1600000020000, 'lock', 'resnet18', '/data/w/resnet18', '/data/w/resnet18', 'ann', 'h1', "
+      "11),"
+      "(1600000030000, 'clear', 'gone', '/data/w/gone', NULL, 'bob', 'h2', 12),"
+      "(1600000040000, 'set_dir', '', '/old/cache', '/srv/tfimm/cache', 'bob', 'h2', 13)");
   db.exec("PRAGMA user_version = 2");
+  db.exec("COMMIT");
+}
+
+// A registry at schema version 3: release 2's, with its history grouped into
+// change sets as release 3's migration left it, and one change set of
+// release 3 (a set and its lock).
+void make_v3_registry(const std::string& path) {
+  make_v2_registry(path);
+  t::RawDb db(path);
+  db.exec("BEGIN");
+  db.exec(tfimm::test::kSchemaV3);
+  db.exec("INSERT INTO schema_migrations VALUES (3, 1650000000000)");
+  db.exec(
+      "INSERT INTO models(name, path, created_at, updated_at, locked, lock_reason) VALUES "
+      "('vit_new', '/data/w/vit_new', 1650000001000, 1650000001000, 1, 'usb')");
+  db.exec(
+      "INSERT INTO history(id, at, action, name, old_path, new_path, user, host, pid, change_set, "
+      "old_locked, old_lock_reason, new_locked, new_lock_reason) VALUES "
+      "(5, 1650000001000, 'set', 'vit_new', NULL, '/data/w/vit_new', 'ann', 'h1', 20, 5, "
+      "NULL, NULL, NULL, NULL),"
+      "(6, 1650000001000, 'lock', 'vit_new', '/data/w/vit_new', '/data/w/vit_new', 'ann', 'h1', "
+      "20, 5, 0, '', 1, 'usb')");
+  db.exec("PRAGMA user_version = 3");
   db.exec("COMMIT");
 }
 
@@ -163,9 +186,9 @@ std::vector<Child> run_helpers_at_once(const std::vector<std::vector<std::string
 }  // namespace
 
 TEST_CASE("every released schema version has an upgrade test in this file", "[storage]") {
-  // Adding migration 004 means adding a "registry written by release 3"
+  // Adding migration 005 means adding a "registry written by release 4"
   // fixture and its upgrade test below, then raising this number.
-  CHECK(tfimm::schema_version() == 3);
+  CHECK(tfimm::schema_version() == 4);
 }
 
 TEST_CASE("reading a registry that does not exist answers empty and creates nothing", "[storage]") {
@@ -285,33 +308,35 @@ TEST_CASE("a registry written by release 1 is upgraded with its data intact", "[
 }
 
 TEST_CASE(
-    "a registry written by release 2 is upgraded with its data intact, each entry local to no host",
+    "a registry written by release 3 is upgraded with its data intact, each entry local to no host",
     "[storage][hosts]") {
   t::TestContext ctx;
   const std::string file = ctx.path("registry.db");
-  make_v2_registry(file);
+  make_v3_registry(file);
   const std::string before = t::read_file(file);
   auto status = tfimm::migration_status(file);
-  CHECK(status.current == 2);
-  CHECK(status.pending == std::vector<int>{3});
+  CHECK(status.current == 3);
+  CHECK(status.pending == std::vector<int>{4});
   CHECK(t::read_file(file) == before);
 
   tfimm::Registry reg(file);
   auto entries = reg.entries();
-  REQUIRE(entries.size() == 2);
+  REQUIRE(entries.size() == 3);
   CHECK(entries[0].name == "resnet18");
   CHECK(entries[0].locked);
-  CHECK(entries[0].lock_reason == "paper");
   CHECK(entries[0].updated_at == 1600000005000);
-  CHECK(entries[0].local_to.empty());
-  CHECK(entries[1].missing_since == 1700000002000);
-  CHECK(entries[1].local_to.empty());
+  CHECK(entries[2].name == "vit_new");
+  CHECK(entries[2].lock_reason == "usb");
+  for (const auto& e : entries) CHECK(e.local_to.empty());
+  // Release 3's change set is still one, and can still be undone.
+  auto history = reg.history();
+  REQUIRE(history.size() == 6);
+  CHECK(history[0].change_set == 5);
+  CHECK(history[1].change_set == 5);
+  reg.undo(5);
+  CHECK_FALSE(reg.entry("vit_new"));
   // Local to no host: judged here as before, never other_host.
   for (const auto& item : reg.audit().items) CHECK(item.status == tfimm::PathStatus::Missing);
-  auto history = reg.history();
-  REQUIRE(history.size() == 1);
-  CHECK(history[0].host == "node-a");
-  CHECK(history[0].pid == 42);
 
   // Registered again, the entry records its host.
   reg.set_model_cache("resnet18", ctx.path("models/resnet18"));
@@ -319,8 +344,51 @@ TEST_CASE(
   REQUIRE(::gethostname(host, sizeof host - 1) == 0);
   CHECK(reg.entry("resnet18")->local_to == host);
   t::RawDb db(file);
-  CHECK(db.integer("PRAGMA user_version") == 3);
-  CHECK(db.integer("SELECT applied_at FROM schema_migrations WHERE version = 2") == kV2AppliedAt);
+  CHECK(db.integer("PRAGMA user_version") == tfimm::schema_version());
+}
+
+TEST_CASE("a registry written by release 2 keeps every history row, each its own change set",
+          "[storage][undo]") {
+  t::TestContext ctx;
+  const std::string file = ctx.path("registry.db");
+  make_v2_registry(file);
+  CHECK(tfimm::migration_status(file).current == 2);
+
+  tfimm::Registry reg(file);
+  auto history = reg.history();
+  REQUIRE(history.size() == 4);
+  const std::vector<std::string> actions = {"set_dir", "clear", "lock", "set"};
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    CHECK(history[i].action == actions[i]);
+    CHECK(history[i].change_set == history[i].id);
+    CHECK_FALSE(history[i].undoes);
+  }
+  CHECK(history[0].user == "bob");
+  CHECK(history[3].at == 1600000010000);
+  CHECK(reg.entry("resnet18")->locked);
+
+  // The rows from before change sets can be undone as far as they tell.
+  SECTION("an old lock row is undone by unlocking") {
+    reg.undo(history[2].id);
+    CHECK_FALSE(reg.entry("resnet18")->locked);
+  }
+  SECTION("an old clear row is undone by registering the path again") {
+    reg.undo(history[1].id);
+    CHECK(reg.entry("gone")->path == "/data/w/gone");
+  }
+  SECTION("an old set_dir row is undone by restoring the setting") {
+    reg.undo(history[0].id);
+    CHECK(reg.stored_dir() == "/old/cache");
+  }
+  SECTION("new rows start change sets after the old ones") {
+    reg.set_model_cache("convnext", "/data/w/convnext");
+    auto newest = reg.history({}, 1);
+    CHECK(newest[0].id == 5);
+    CHECK(newest[0].change_set == 5);
+  }
+  t::RawDb db(file);
+  CHECK(db.integer("PRAGMA user_version") == tfimm::schema_version());
+  CHECK(db.integer("SELECT count(*) FROM history WHERE change_set IS NULL") == 0);
 }
 
 TEST_CASE("several processes upgrading a release 1 registry at once all succeed", "[storage]") {

@@ -24,7 +24,9 @@
 #include "cmd_migrate.hpp"
 #include "cmd_path.hpp"
 #include "cmd_prune.hpp"
+#include "cmd_retention.hpp"
 #include "cmd_transfer.hpp"
+#include "cmd_undo.hpp"
 #include "cmd_where.hpp"
 #include "context.hpp"
 #include "output.hpp"
@@ -67,15 +69,27 @@ struct Subcommand {
   void (*setup)(CLI::App&, Program&);
 };
 constexpr Subcommand kSubcommands[] = {
-    {"where", setup_where},     {"set", setup_set},
-    {"clear", setup_clear},     {"list", setup_list},
-    {"path", setup_path},       {"dir", setup_dir},
-    {"set-dir", setup_set_dir}, {"unset-dir", setup_unset_dir},
-    {"audit", setup_audit},     {"prune", setup_prune},
-    {"lock", setup_lock},       {"unlock", setup_unlock},
-    {"history", setup_history}, {"export", setup_export},
-    {"import", setup_import},   {"migrate", setup_migrate},
-    {"doctor", setup_doctor},   {"du", setup_du},
+    {"where", setup_where},
+    {"set", setup_set},
+    {"clear", setup_clear},
+    {"list", setup_list},
+    {"path", setup_path},
+    {"dir", setup_dir},
+    {"set-dir", setup_set_dir},
+    {"unset-dir", setup_unset_dir},
+    {"audit", setup_audit},
+    {"prune", setup_prune},
+    {"lock", setup_lock},
+    {"unlock", setup_unlock},
+    {"history", setup_history},
+    {"undo", setup_undo},
+    {"forget-history", setup_forget_history},
+    {"retain-history", setup_retain_history},
+    {"export", setup_export},
+    {"import", setup_import},
+    {"migrate", setup_migrate},
+    {"doctor", setup_doctor},
+    {"du", setup_du},
 };
 
 // The subcommand a command line names, when it is certain: global options
@@ -338,8 +352,9 @@ int fail(int code, const std::string& message) {
 // Subcommands that change what the registry says when they succeed (unless
 // run with --dry-run).
 bool changes_registry(const CLI::App& app) {
-  static const char* const kWriters[] = {"set",  "clear",  "set-dir", "unset-dir",
-                                         "lock", "unlock", "prune",   "import"};
+  static const char* const kWriters[] = {"set",  "clear",          "set-dir",       "unset-dir",
+                                         "lock", "unlock",         "prune",         "import",
+                                         "undo", "forget-history", "retain-history"};
   auto subs = app.get_subcommands();
   if (subs.empty()) return false;
   const std::string name = subs.front()->get_name();

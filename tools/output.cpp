@@ -137,8 +137,15 @@ Style::Colour status_colour(PathStatus status) {
 std::string printable(std::string_view text) { return detail::escape(text); }
 
 void Table::print(std::ostream& out, const Style& style) const {
-  std::vector<std::size_t> widths(header_.size(), 0);
-  for (std::size_t i = 0; i < header_.size(); ++i) widths[i] = width(header_[i]);
+  std::vector<std::size_t> widths;
+  print_block(out, style, widths, true);
+}
+
+void Table::print_block(std::ostream& out, const Style& style, std::vector<std::size_t>& widths,
+                        bool header) const {
+  widths.resize(header_.size(), 0);
+  for (std::size_t i = 0; i < header_.size(); ++i)
+    widths[i] = std::max(widths[i], width(header_[i]));
   for (const auto& row : rows_) {
     for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) {
       widths[i] = std::max(widths[i], width(printable(row[i].text)));
@@ -148,8 +155,10 @@ void Table::print(std::ostream& out, const Style& style) const {
     out << style.paint(text, colour);
     if (i + 1 < widths.size()) out << std::string(widths[i] - width(text) + 2, ' ');
   };
-  for (std::size_t i = 0; i < header_.size(); ++i) emit(i, header_[i], Style::Colour::Bold);
-  out << '\n';
+  if (header) {
+    for (std::size_t i = 0; i < header_.size(); ++i) emit(i, header_[i], Style::Colour::Bold);
+    out << '\n';
+  }
   for (const auto& row : rows_) {
     // Trailing empty cells would only leave trailing spaces.
     std::size_t last = row.size();

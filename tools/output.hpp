@@ -74,6 +74,14 @@ class Table {
   void add(std::vector<Cell> row) { rows_.push_back(std::move(row)); }
   bool empty() const { return rows_.empty(); }
   void print(std::ostream& out, const Style& style) const;
+  // One block of a table printed in blocks, so that a long listing is never
+  // held whole: every column at least as wide as `widths` says (empty: as
+  // its cells need), which it then widens to what this block needed; the
+  // header only when `header`.
+  void print_block(std::ostream& out, const Style& style, std::vector<std::size_t>& widths,
+                   bool header) const;
+  void clear() { rows_.clear(); }
+  std::size_t size() const { return rows_.size(); }
 
  private:
   std::vector<std::string> header_;

@@ -245,13 +245,81 @@ struct PruneReport {
 struct HistoryRecord {
   std::int64_t id = 0;
   Timestamp at = 0;
-  std::string action;  // set, clear, set_dir, unset_dir, lock, unlock, prune, import
-  std::string name;    // model name; empty for cache-dir changes
+  // set, clear, set_dir, unset_dir, lock, unlock, prune, import; retain (the
+  // retention setting: old_path and new_path hold its old and new value, e.g.
+  // "90d", none for "forever"); forget (history forgotten: forgot_through,
+  // forgot_rows).
+  std::string action;
+  std::string name;  // model name; empty for cache-dir, retain and forget rows
   std::optional<std::string> old_path;
   std::optional<std::string> new_path;
   std::string user;
   std::string host;
   std::int64_t pid = 0;
+  // The change set: the rows one call wrote together (one set, clear,
+  // import, prune, lock, transaction, undo). Its id is the id of its first row.
+  std::int64_t change_set = 0;
+  // Rows written by an undo: the change set it reverted.
+  std::optional<std::int64_t> undoes;
+  // The entry's lock before and after this change; empty when the change
+  // left the lock alone.
+  std::optional<bool> old_locked;
+  std::optional<std::string> old_lock_reason;
+  std::optional<bool> new_locked;
+  std::optional<std::string> new_lock_reason;
+  // For a row that forgot an entry: since when its path had been missing.
+  std::optional<Timestamp> old_missing_since;
+  // A forget row: the newest row it forgot, and how many rows it forgot.
+  std::optional<std::int64_t> forgot_through;
+  std::optional<std::int64_t> forgot_rows;
+};
+
+struct UndoOptions {
+  // Revert even when a later change set touched the same entries or
+  // settings (those later changes are then overwritten).
+  bool force = false;
+  // Only report what would change: reads the registry, never creates it,
+  // needs no write access.
+  bool dry_run = false;
+};
+
+// One entry or setting an undo restores.
+struct UndoChange {
+  std::string name;     // model name; empty for a setting
+  std::string setting;  // "cache_dir" or "history_retention"; empty for an entry
+  // Now, and as the undo leaves it; nothing: no entry (no setting).
+  std::optional<std::string> old_path;
+  std::optional<std::string> new_path;
+  bool old_locked = false;
+  std::string old_lock_reason;
+  bool new_locked = false;
+  std::string new_lock_reason;
+};
+
+// A later change set that touched what an undo reverts.
+struct UndoConflict {
+  std::string name;  // model name; empty for a setting
+  std::string setting;
+  std::int64_t change_set = 0;
+  std::string action;
+};
+
+struct UndoReport {
+  std::int64_t change_set = 0;  // the change set reverted
+  // The change set the undo recorded (0 for a dry run, or when nothing
+  // needed changing).
+  std::int64_t recorded = 0;
+  std::vector<UndoChange> changes;  // in name order, settings last
+  // With force: the later changes it overwrites.
+  std::vector<UndoConflict> conflicts;
+  bool dry_run = false;
+};
+
+struct ForgetReport {
+  std::size_t rows = 0;       // history rows forgotten (or, dry run, to forget)
+  std::int64_t through = 0;   // the newest row forgotten; 0: none
+  std::int64_t recorded = 0;  // the id of the forget row; 0 for a dry run or none
+  bool dry_run = false;
 };
 
 // A backup of the registry's contents (see transfer.hpp for the JSON form).
@@ -453,6 +521,36 @@ class Registry {
   // (0: all).
   std::vector<HistoryRecord> history(const std::optional<std::string>& name = {},
                                      std::size_t limit = 0);
+  // The same rows, one at a time to `row`, never holding more than a page of
+  // them: memory does not grow with the history. `row` runs on the calling
+  // thread between reads (it may call this Registry); what it throws passes
+  // through and stops the listing.
+  void history(const std::optional<std::string>& name, std::size_t limit,
+               const std::function<void(const HistoryRecord&)>& row);
+
+  // Reverts change set `id` (or the change set of the history row `id`) in
+  // one transaction: every entry and setting it touched gets the state it
+  // had before it, and the undo is recorded as a change set of its own
+  // (rows with `undoes` = the reverted id), so undoing it redoes. Throws
+  // InvalidInput for an unknown or forgotten id, a change set that cannot
+  // be reverted (a forget), and, without `force`, when a later change set
+  // touched any of the same entries or settings (naming them); nothing
+  // changed then. A dry run reports the same and changes nothing.
+  UndoReport undo(std::int64_t id, const UndoOptions& options = {});
+
+  // -- history retention -----------------------------------------------------
+
+  // Forgets the history rows older than `age` (whole change sets, oldest
+  // first: the rows up to the newest change set older than that) and
+  // records a `forget` row saying so. Entries and their timestamps are never
+  // touched. A dry run counts without changing anything.
+  ForgetReport forget_history(std::chrono::milliseconds age, bool dry_run = false);
+  // The stored retention: after each change, history older than this is
+  // forgotten, at most kRetentionBatch rows per change. Nothing: keep
+  // everything (the default). Throws InvalidInput for less than one second.
+  void set_history_retention(std::optional<std::chrono::milliseconds> age);
+  std::optional<std::chrono::milliseconds> history_retention();
+  static constexpr std::size_t kRetentionBatch = 1000;
 
   // The whole registry contents.
   Snapshot snapshot();
@@ -527,5 +625,8 @@ bool on_network_fs(const std::string& path, std::string* fs_type = nullptr);
 
 // Parses a duration like "30s", "15m", "12h", "7d", "2w". Throws InvalidInput.
 std::chrono::milliseconds parse_duration(const std::string& text);
+// The duration in the largest unit that divides it exactly ("90d", "12h",
+// "45s"; whole seconds), as parse_duration() reads it.
+std::string format_duration(std::chrono::milliseconds age);
 
 }  // namespace tfimm

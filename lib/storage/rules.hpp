@@ -2,6 +2,7 @@
 // a backend stores exactly what these functions give it.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,5 +40,33 @@ void mark_missing(Writer& w, const Entry& seen, Timestamp now);
 
 // The path of `seen` was found again: it is no longer missing.
 void mark_found(Writer& w, const Entry& seen);
+
+// Forgets `current` (as read in this transaction) as `action` (clear,
+// prune, import): the history row keeps its path, lock and missing-since
+// time, so that an undo can bring it back as it was.
+void forget_model(Writer& w, const std::string& action, const Entry& current, Timestamp now);
+
+// Sets the lock of `current` (as read in this transaction), recording the
+// lock it had; a "lock" or "unlock" row.
+void change_lock(Writer& w, const Entry& current, bool locked, const std::string& reason,
+                 Timestamp now);
+
+// The settings that hold the history retention (a duration, as
+// format_duration() writes it) and the newest history row forgotten.
+inline constexpr const char* kRetentionKey = "history_retention";
+inline constexpr const char* kForgottenKey = "history_forgotten_through";
+
+// "90d", "12h", "30m", "45s": the largest unit that divides `age` exactly
+// (whole seconds), in the form parse_duration() reads.
+std::string format_duration(std::chrono::milliseconds age);
+
+// Inside a write that recorded history: forgets at most
+// Registry::kRetentionBatch of the oldest rows older than the stored
+// retention, never a row of this write's change set. No retention stored:
+// nothing.
+void apply_retention(Writer& w, Timestamp now);
+
+// Forgets the rows with id <= `through` and remembers that it did.
+std::size_t forget_rows(Writer& w, std::int64_t through);
 
 }  // namespace tfimm::detail

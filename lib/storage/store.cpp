@@ -1,5 +1,7 @@
 #include "storage/store.hpp"
 
+#include "fs.hpp"
+#include "storage/rules.hpp"
 #include "storage/sqlite/sqlite_store.hpp"
 #include "tfimm/errors.hpp"
 #ifdef TFIMM_HAVE_POSTGRESQL
@@ -41,12 +43,8 @@ class DiscardingWriter final : public Writer {
   std::optional<std::string> setting(const std::string& key) override {
     return reader_.setting(key);
   }
-  std::vector<HistoryRecord> history(const std::optional<std::string>& name,
-                                     std::size_t limit) override {
-    return reader_.history(name, limit);
-  }
-  std::vector<HistoryRecord> history_after(std::int64_t after_id, std::size_t limit) override {
-    return reader_.history_after(after_id, limit);
+  std::vector<HistoryRecord> history(const HistoryQuery& query) override {
+    return reader_.history(query);
   }
 
   void begin_change() override {}
@@ -57,10 +55,12 @@ class DiscardingWriter final : public Writer {
   void set_missing(const Entry&, std::optional<Timestamp>, bool) override {}
   void put_setting(const std::string&, const std::string&) override {}
   bool delete_setting(const std::string& key) override { return setting(key).has_value(); }
-  void add_history(const std::string&, const std::string&, const std::optional<std::string>&,
-                   const std::optional<std::string>&, Timestamp) override {}
+  void add_row(const HistoryRecord&, Timestamp) override {}
   void add_histories(const std::string&, const std::vector<PathChange>&, Timestamp) override {}
   void restore_history(const std::vector<HistoryRecord>&) override {}
+  std::optional<std::int64_t> change_set() override { return std::nullopt; }
+  void put_entry(const Entry&, Timestamp) override {}
+  std::size_t forget_history(std::int64_t) override { return 0; }
 
  private:
   Reader& reader_;
@@ -87,16 +87,22 @@ class EmptyReader final : public Reader {
   std::vector<std::string> model_names() override { return {}; }
   std::size_t model_count() override { return 0; }
   std::optional<std::string> setting(const std::string&) override { return std::nullopt; }
-  std::vector<HistoryRecord> history(const std::optional<std::string>&, std::size_t) override {
-    return {};
-  }
-  std::vector<HistoryRecord> history_after(std::int64_t, std::size_t) override { return {}; }
+  std::vector<HistoryRecord> history(const HistoryQuery&) override { return {}; }
 };
 
 }  // namespace
 
 bool Store::write(const std::function<void(Writer&)>& body, WriteMode mode) {
-  if (mode.outcome == WriteMode::Outcome::Commit) return commit_write(body, mode);
+  if (mode.outcome == WriteMode::Outcome::Commit) {
+    // Every write that records history also forgets what the retention
+    // setting says is too old, a bounded amount at a time.
+    return commit_write(
+        [&](Writer& w) {
+          body(w);
+          apply_retention(w, now_ms());
+        },
+        mode);
+  }
   // A dry run is a read: it needs no write access and creates nothing.
   const bool found = read([&](Reader& reader) {
     DiscardingWriter writer(reader);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -32,6 +33,16 @@ struct Lookup {
   std::optional<std::string> setting;
 };
 
+// Which history rows to read: one page of them, by id.
+struct HistoryQuery {
+  std::optional<std::string> name;  // only the rows of this model
+  bool ascending = false;           // oldest first; else newest first
+  // Ascending: rows with id > `from`; descending: rows with id < `from`
+  // (0: from the newest).
+  std::int64_t from = 0;
+  std::size_t limit = 0;  // 0: all
+};
+
 // What may be called inside Store::read(). Every call reads the snapshot of
 // the transaction it is in; it throws RegistryError kinds.
 class Reader {
@@ -54,11 +65,8 @@ class Reader {
   virtual std::vector<std::string> model_names() = 0;
   virtual std::size_t model_count() = 0;
   virtual std::optional<std::string> setting(const std::string& key) = 0;
-  // Newest first; `limit` 0: all.
-  virtual std::vector<HistoryRecord> history(const std::optional<std::string>& name,
-                                             std::size_t limit) = 0;
-  // At most `limit` history rows with ids above `after_id`, oldest first.
-  virtual std::vector<HistoryRecord> history_after(std::int64_t after_id, std::size_t limit) = 0;
+  // The rows `query` asks for, in its order.
+  virtual std::vector<HistoryRecord> history(const HistoryQuery& query) = 0;
 
  protected:
   ~Reader() = default;
@@ -94,11 +102,22 @@ class Writer : public Reader {
                            bool only_if_unset) = 0;
   virtual void put_setting(const std::string& key, const std::string& value) = 0;
   virtual bool delete_setting(const std::string& key) = 0;  // whether it was there
-  // One history row by this process's actor: `action` on `name`, from
-  // `old_path` to `new_path`.
-  virtual void add_history(const std::string& action, const std::string& name,
-                           const std::optional<std::string>& old_path,
-                           const std::optional<std::string>& new_path, Timestamp now) = 0;
+  // One history row by this process's actor, at `now`, as `row` gives it
+  // (its id, at, user, host, pid and change_set are ignored). Every row of
+  // one write transaction belongs to one change set, whose id is that of the
+  // transaction's first row.
+  virtual void add_row(const HistoryRecord& row, Timestamp now) = 0;
+  // A row with only an action, a name and paths.
+  void add_history(const std::string& action, const std::string& name,
+                   const std::optional<std::string>& old_path,
+                   const std::optional<std::string>& new_path, Timestamp now) {
+    HistoryRecord row;
+    row.action = action;
+    row.name = name;
+    row.old_path = old_path;
+    row.new_path = new_path;
+    add_row(row, now);
+  }
   // add_history(action, *name, old_path, path, now) for every change, in
   // order, in one statement.
   virtual void add_histories(const std::string& action, const std::vector<PathChange>& changes,
@@ -107,6 +126,14 @@ class Writer : public Reader {
   // unless a row with the same fields is already there, in order: the
   // history of another registry, restored.
   virtual void restore_history(const std::vector<HistoryRecord>& records) = 0;
+  // The change set this transaction's rows belong to; nothing before its
+  // first row.
+  virtual std::optional<std::int64_t> change_set() = 0;
+  // Stores `entry` whole (path, lock, reason, missing_since), updated_at =
+  // `now`; a new row is created at entry.created_at.
+  virtual void put_entry(const Entry& entry, Timestamp now) = 0;
+  // Deletes the history rows with id <= `through`; how many went.
+  virtual std::size_t forget_history(std::int64_t through) = 0;
 
  protected:
   ~Writer() = default;

@@ -259,9 +259,43 @@ py::list history_list(const std::vector<tfimm::HistoryRecord>& records) {
     d["user"] = fs_str(r.user);
     d["host"] = fs_str(r.host);
     d["pid"] = r.pid;
+    d["change_set"] = r.change_set;
+    d["undoes"] = r.undoes ? py::object(py::int_(*r.undoes)) : py::object(py::none());
     out.append(d);
   }
   return out;
+}
+
+py::dict undo_dict(const tfimm::UndoReport& r) {
+  py::list changes;
+  for (const auto& c : r.changes) {
+    py::dict d;
+    d["name"] = py::str(c.name);
+    d["setting"] = py::str(c.setting);
+    d["old_path"] = fs_str(c.old_path);
+    d["new_path"] = fs_str(c.new_path);
+    d["old_locked"] = c.old_locked;
+    d["old_lock_reason"] = fs_str(c.old_lock_reason);
+    d["new_locked"] = c.new_locked;
+    d["new_lock_reason"] = fs_str(c.new_lock_reason);
+    changes.append(d);
+  }
+  py::list conflicts;
+  for (const auto& c : r.conflicts) {
+    py::dict d;
+    d["name"] = py::str(c.name);
+    d["setting"] = py::str(c.setting);
+    d["change_set"] = c.change_set;
+    d["action"] = c.action;
+    conflicts.append(d);
+  }
+  py::dict d;
+  d["change_set"] = r.change_set;
+  d["recorded"] = r.recorded == 0 ? py::object(py::none()) : py::object(py::int_(r.recorded));
+  d["changes"] = changes;
+  d["conflicts"] = conflicts;
+  d["dry_run"] = r.dry_run;
+  return d;
 }
 
 py::dict import_dict(const tfimm::ImportReport& r) {
@@ -688,6 +722,13 @@ PYBIND11_MODULE(_native, m) {
              std::optional<std::string> name;
              if (!model_name.is_none()) name = name_arg(model_name);
              return history_list(nogil([&] { return r.history(name, limit); }));
+           })
+      .def("undo",
+           [](Registry& r, std::int64_t id, bool force, bool dry_run) {
+             tfimm::UndoOptions options;
+             options.force = force;
+             options.dry_run = dry_run;
+             return undo_dict(nogil([&] { return r.undo(id, options); }));
            })
       .def("export_json",
            [](Registry& r) { return nogil([&] { return tfimm::to_json(r.snapshot()); }); })

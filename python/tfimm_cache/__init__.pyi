@@ -27,6 +27,9 @@ from ._types import Entry as Entry
 from ._types import HistoryRecord as HistoryRecord
 from ._types import IgnoredVariable as IgnoredVariable
 from ._types import ImportReport as ImportReport
+from ._types import UndoChange as UndoChange
+from ._types import UndoConflict as UndoConflict
+from ._types import UndoReport as UndoReport
 from ._types import PatchReport as PatchReport
 from ._types import PruneItem as PruneItem
 from ._types import PruneReport as PruneReport
@@ -104,6 +107,9 @@ class Registry:
     def history(
         self, model_name: Optional[str] = ..., limit: int = ...
     ) -> List[HistoryRecord]: ...
+    def undo(
+        self, change_set: int, *, force: bool = ..., dry_run: bool = ...
+    ) -> UndoReport: ...
     def export_json(self) -> str: ...
     def import_json(
         self,

@@ -20,6 +20,7 @@ from ._types import (
     PruneReport,
     RegistryLocation,
     Resolution,
+    UndoReport,
     _audit,
     _audit_item,
     _cache_dir,
@@ -29,6 +30,7 @@ from ._types import (
     _location,
     _prune,
     _resolution,
+    _undo,
 )
 
 def _seconds(what: str, value: float) -> float:
@@ -203,6 +205,15 @@ class Registry:
     def history(self, model_name: Optional[str] = None, limit: int = 0) -> List[HistoryRecord]:
         self._check("history")
         return [_history(r) for r in self._native.history(model_name, limit)]
+
+    def undo(self, change_set: int, *, force: bool = False, dry_run: bool = False) -> UndoReport:
+        """Reverts one change set (or the change set of the history row with
+        that id) in one transaction, recorded as a change set of its own.
+        Raises InvalidInput (a ValueError), changing nothing, for an unknown
+        or forgotten id and, without force, when a later change set touched
+        the same entries or settings."""
+        self._check("undo")
+        return _undo(self._native.undo(int(change_set), force, dry_run))
 
     def export_json(self) -> str:
         """The whole registry in the format of ``tfimm-cache export``."""

@@ -126,7 +126,10 @@ class PruneReport:
 @dataclass(frozen=True)
 class HistoryRecord:
     """One recorded change. action: set, clear, set_dir, unset_dir, lock,
-    unlock, prune or import; name is "" for cache-directory changes."""
+    unlock, prune, import, retain or forget; name is "" for cache-directory
+    changes. change_set: the id of the change set (the rows one call made
+    together), which Registry.undo() reverts; undoes: for the rows of an
+    undo, the change set it reverted."""
 
     id: int
     at: float
@@ -137,6 +140,46 @@ class HistoryRecord:
     user: str
     host: str
     pid: int
+    change_set: int = 0
+    undoes: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class UndoChange:
+    """One entry (name) or setting ("cache_dir", "history_retention") an undo
+    restores: its state now (old_*) and as the undo leaves it (new_*); a path
+    of None: no entry or no setting."""
+
+    name: str
+    setting: str
+    old_path: Optional[str]
+    new_path: Optional[str]
+    old_locked: bool
+    old_lock_reason: str
+    new_locked: bool
+    new_lock_reason: str
+
+
+@dataclass(frozen=True)
+class UndoConflict:
+    """A later change set that touched what an undo with force=True reverted."""
+
+    name: str
+    setting: str
+    change_set: int
+    action: str
+
+
+@dataclass(frozen=True)
+class UndoReport:
+    """What Registry.undo() changed, or with dry_run would change. recorded:
+    the change set the undo was recorded as (None for a dry run or no change)."""
+
+    change_set: int
+    recorded: Optional[int]
+    changes: Tuple[UndoChange, ...]
+    conflicts: Tuple[UndoConflict, ...]
+    dry_run: bool
 
 
 @dataclass(frozen=True)
@@ -252,6 +295,18 @@ def _history(raw: Dict[str, Any]) -> HistoryRecord:
         raw["user"],
         raw["host"],
         raw["pid"],
+        raw["change_set"],
+        raw["undoes"],
+    )
+
+
+def _undo(raw: Dict[str, Any]) -> UndoReport:
+    return UndoReport(
+        raw["change_set"],
+        raw["recorded"],
+        tuple(UndoChange(**c) for c in raw["changes"]),
+        tuple(UndoConflict(**c) for c in raw["conflicts"]),
+        raw["dry_run"],
     )
 
 

@@ -406,7 +406,7 @@ TEST_CASE(
       "'ana'::bytea, 'node-a'::bytea, 42)");
 
   Registry reg(schema.location());
-  CHECK(migration_status(schema.location()).pending == std::vector<int>{2});
+  CHECK(migration_status(schema.location()).pending == std::vector<int>{2, 3});
   auto entries = reg.entries();
   REQUIRE(entries.size() == 1);
   CHECK(entries[0].path == "/data/resnet18");
@@ -421,9 +421,9 @@ TEST_CASE(
   REQUIRE(reg.history().size() == 1);
   CHECK(reg.history()[0].host == "node-a");
   CHECK(migration_status(schema.location()).pending.empty());
-  CHECK(schema.sql("SELECT max(version) FROM schema_migrations") == "2");
-  // Release 1 code may still use it: the migration declared it compatible.
-  CHECK(schema.sql("SELECT oldest_compatible FROM schema_migrations WHERE version = 2") == "1");
+  CHECK(schema.sql("SELECT max(version) FROM schema_migrations") == "3");
+  // Code of schema 2 may still use it: the hosts migration only adds.
+  CHECK(schema.sql("SELECT oldest_compatible FROM schema_migrations WHERE version = 3") == "2");
 }
 
 TEST_CASE(
@@ -481,6 +481,37 @@ TEST_CASE(
   CHECK(reg.list_cached_models() == std::vector<std::string>{"before"});
   reg.set_model_cache("after", "/a");
   CHECK(reg.list_cached_models() == std::vector<std::string>{"after", "before"});
+}
+
+TEST_CASE("a registry at schema 1 keeps every history row, each its own change set",
+          "[postgresql][migrations][undo]") {
+  PgSchema schema;
+  Registry(schema.location()).set_model_cache("a", "/a");
+  // Back to schema 1 exactly: what migration 2 added taken away again.
+  schema.sql(
+      "ALTER TABLE history DROP COLUMN change_set, "
+      "DROP COLUMN undoes, DROP COLUMN old_locked, DROP COLUMN old_lock_reason, "
+      "DROP COLUMN new_locked, DROP COLUMN new_lock_reason, DROP COLUMN old_missing_since, "
+      "DROP COLUMN forgot_through, DROP COLUMN forgot_rows; "
+      "DELETE FROM schema_migrations WHERE version > 1; "
+      "UPDATE models SET locked = true, lock_reason = 'paper'; "
+      "INSERT INTO history(at, action, name, old_path, new_path, \"user\", host, pid) VALUES "
+      "(1600000020000, 'lock', 'a', '/a', '/a', 'ann', 'h1', 11), "
+      "(1600000030000, 'set_dir', '', NULL, '/cache', 'bob', 'h2', 12)");
+  REQUIRE(migration_status(schema.location()).current == 1);
+
+  Registry reg(schema.location());
+  const auto rows = reg.history();
+  REQUIRE(rows.size() == 3);
+  for (const auto& row : rows) CHECK(row.change_set == row.id);
+  CHECK(rows[0].action == "set_dir");
+  CHECK(rows[0].user == "bob");
+  CHECK(rows[1].new_locked == true);
+  CHECK(migration_status(schema.location()).current == migration_status(schema.location()).latest);
+  reg.undo(rows[1].id);  // the old lock row: undone by unlocking
+  CHECK_FALSE(reg.entry("a")->locked);
+  reg.undo(rows[0].id);
+  CHECK_FALSE(reg.stored_dir());
 }
 
 TEST_CASE("doctor and where on a server show its version, the role, its privileges and TLS",

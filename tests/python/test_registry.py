@@ -255,3 +255,37 @@ def test_a_path_local_to_another_host_is_left_alone_unless_all_hosts(env, reg):
     assert reg.list_cached_models() == ["theirs"]
     assert [i.status for i in reg.audit(all_hosts=True).items] == ["missing"]
     assert [i.entry.name for i in reg.prune(all_hosts=True).removed] == ["theirs"]
+
+
+def test_undo_reverts_a_change_set_and_says_what_it_did(env, reg):
+    reg.set_model_cache("a", "/w/a")
+    reg.lock("a", reason="usb")
+    with reg.transaction() as txn:
+        txn.clear_model_cache("a")
+        txn.set_model_cache("b", "/w/b")
+    rows = reg.history(limit=2)
+    assert rows[0].change_set == rows[1].change_set == rows[1].id
+    assert rows[0].undoes is None
+
+    dry = reg.undo(rows[0].id, dry_run=True)
+    assert isinstance(dry, tfimm_cache.UndoReport)
+    assert dry.dry_run and dry.recorded is None
+    assert reg.entry("a") is None
+
+    report = reg.undo(rows[0].change_set)
+    assert report.change_set == rows[1].id and report.recorded > report.change_set
+    assert [(c.name, c.old_path, c.new_path, c.new_locked) for c in report.changes] == [
+        ("a", None, "/w/a", True), ("b", "/w/b", None, False)]
+    assert reg.entry("a").lock_reason == "usb" and reg.entry("b") is None
+    assert reg.history(limit=1)[0].undoes == report.change_set
+
+    # Undoing the undo redoes; undoing the original again is refused.
+    reg.undo(report.recorded)
+    assert reg.entry("a") is None
+    with pytest.raises(tfimm_cache.InvalidInput, match="already undone") as refused:
+        reg.undo(report.change_set)
+    assert isinstance(refused.value, ValueError)
+    forced = reg.undo(report.change_set, force=True)
+    assert forced.conflicts and forced.conflicts[0].name in ("a", "b")
+    with pytest.raises(ValueError, match="no change set or history row"):
+        reg.undo(999)

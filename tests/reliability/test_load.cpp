@@ -31,16 +31,16 @@ std::vector<std::string> lines_starting(const Exit& exit, const std::string& pre
   return out;
 }
 
+// Every migration this build knows, as migrations_of() lists them.
+std::vector<std::vector<std::string>> all_migrations() {
+  std::vector<std::vector<std::string>> all;
+  for (int v = 1; v <= tfimm::schema_version(); ++v) all.push_back({std::to_string(v)});
+  return all;
+}
+
 std::vector<std::vector<std::string>> migrations_of(const std::string& registry) {
   SqliteProbe db(registry);
   return db.rows("SELECT version FROM schema_migrations ORDER BY version");
-}
-
-// Every migration of this build, as migrations_of() lists them.
-std::vector<std::vector<std::string>> all_migrations() {
-  std::vector<std::vector<std::string>> out;
-  for (int v = 1; v <= tfimm::schema_version(); ++v) out.push_back({std::to_string(v)});
-  return out;
 }
 
 }  // namespace

@@ -1,7 +1,13 @@
 // tfimm-cache history
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <regex>
 
+#include "rawdb.hpp"
 #include "tool_test.hpp"
 
 using tfimm::tooltest::lines;
@@ -13,6 +19,44 @@ std::vector<std::string> actions(const nlohmann::json& history) {
   std::vector<std::string> out;
   for (const auto& record : history) out.push_back(record.at("action").get<std::string>());
   return out;
+}
+
+// Peak resident memory (KiB) of `tfimm-cache --registry FILE ARGS...` run
+// as a child process with its output thrown away.
+long peak_rss_kib(const std::string& file, const std::vector<std::string>& args) {
+  std::vector<std::string> all{TFIMM_TOOL, "--registry", file};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  REQUIRE(::wait4(pid, &status, 0, &usage) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  return usage.ru_maxrss;
+}
+
+// A registry whose history holds `rows` rows of about 120 bytes of text each.
+void make_history(const std::string& file, int rows) {
+  tfimm::test::make_dirs(file.substr(0, file.rfind('/')));
+  tfimm::test::run_process({TFIMM_TOOL, "--registry", file, "set", "seed", "/seed"});
+  tfimm::test::RawDb db(file);
+  db.exec(
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
+      std::to_string(rows) +
+      ") INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
+      "SELECT 1700000000000 + i, 'set', printf('model-%08d', i), "
+      "printf('/data/models/old/a-rather-long-directory-name/%08d', i), "
+      "printf('/data/models/new/a-rather-long-directory-name/%08d', i), 'user', 'host', i FROM n");
 }
 
 }  // namespace
@@ -54,7 +98,7 @@ TEST_CASE("history --json has the documented fields", "[history][json][conforman
   auto history = tool.json({"history", "--json"});
   REQUIRE(history.size() == 1);
   const auto& record = history[0];
-  CHECK(record.size() == 9);
+  CHECK(record.size() == 18);
   CHECK(record.at("id").is_number_integer());
   CHECK(std::regex_match(record.at("at").get<std::string>(),
                          std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
@@ -66,6 +110,15 @@ TEST_CASE("history --json has the documented fields", "[history][json][conforman
   CHECK(record.at("host").is_string());
   CHECK(record.at("pid").is_number_integer());
   CHECK(record.at("pid").get<long long>() > 0);
+  CHECK(record.at("change_set") == record.at("id"));
+  CHECK(record.at("undoes").is_null());
+  CHECK(record.at("old_locked").is_null());
+  CHECK(record.at("old_lock_reason").is_null());
+  CHECK(record.at("new_locked").is_null());
+  CHECK(record.at("new_lock_reason").is_null());
+  CHECK(record.at("old_missing_since").is_null());
+  CHECK(record.at("forgot_through").is_null());
+  CHECK(record.at("forgot_rows").is_null());
 }
 
 TEST_CASE("history NAME shows only that model and --limit keeps the newest N",
@@ -86,23 +139,47 @@ TEST_CASE("history NAME shows only that model and --limit keeps the newest N",
   tfimm::tooltest::require_error(tool.run({"history", "--limit", "-1"}), 2);
 }
 
-TEST_CASE("history as text: time in UTC, action, name, old, new, and who",
+TEST_CASE("history as text: id, change set, time in UTC, action, name, old, new, and who",
           "[history][conformance]") {
   Tool tool;
   tool.ok({"set", "resnet18", "/a"});
   tool.ok({"set-dir", "/cache"});
+  tool.ok({"undo", "2"});
   auto table = lines(tool.ok({"history"}));
-  REQUIRE(table.size() == 3);
-  CHECK(std::regex_search(table[0], std::regex("^TIME +ACTION +NAME +OLD +NEW +BY$")));
+  REQUIRE(table.size() == 4);
+  CHECK(
+      std::regex_search(table[0], std::regex("^ID +SET +TIME +ACTION +NAME +OLD +NEW +BY +NOTE$")));
   CHECK(std::regex_search(
       table[1],
+      std::regex(R"(^3 +3 +.* unset_dir +\(cache dir\) +/cache +- +\S+@\S+ pid \d+ +undo of 2$)")));
+  CHECK(std::regex_search(
+      table[2],
       std::regex(
-          R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ +set_dir +\(cache dir\) +- +/cache +\S+@\S+ pid \d+$)")));
-  CHECK(std::regex_search(table[2], std::regex(R"( set +resnet18 +- +/a +\S+@\S+ pid \d+$)")));
+          R"(^2 +2 +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ +set_dir +\(cache dir\) +- +/cache +\S+@\S+ pid \d+$)")));
+  CHECK(std::regex_search(table[3],
+                          std::regex(R"(^1 +1 .* set +resnet18 +- +/a +\S+@\S+ pid \d+$)")));
 }
 
 TEST_CASE("history of an empty registry is empty", "[history][conformance]") {
   Tool tool;
   CHECK(tool.ok({"history"}).empty());
   CHECK(tool.json({"history", "--json"}) == nlohmann::json::array());
+}
+
+TEST_CASE("history streams: its memory does not grow with the number of rows printed",
+          "[history][memory]") {
+  Tool tool;
+  const std::string small = tool.path("small/registry.db");
+  const std::string large = tool.path("large/registry.db");
+  make_history(small, 20000);
+  make_history(large, 200000);
+  for (const auto& format :
+       std::vector<std::vector<std::string>>{{"history"}, {"history", "--json"}}) {
+    const long at_small = peak_rss_kib(small, format);
+    const long at_large = peak_rss_kib(large, format);
+    INFO(format.size() << " args: " << at_small << " KiB at 20 000 rows, " << at_large
+                       << " KiB at 200 000 rows");
+    // Holding the 180 000 more rows would take well over 40 MB.
+    CHECK(at_large - at_small < 8 * 1024);
+  }
 }

@@ -313,6 +313,7 @@ bool PostgresStore::commit_write(const std::function<void(Writer&)>& body, Write
   }
   const unsigned long generation = fork_generation();
   ++depth_;
+  change_set_.reset();  // one write, one change set
   // A child forked inside `body`: the transaction and its connection are
   // the parent's; here they are left untouched.
   const auto end = [&]() noexcept {
@@ -531,63 +532,59 @@ std::optional<std::string> PostgresStore::setting(const std::string& key) {
   }
 }
 
-std::vector<HistoryRecord> PostgresStore::history(const std::optional<std::string>& name,
-                                                  std::size_t limit) {
+std::vector<HistoryRecord> PostgresStore::history(const HistoryQuery& q) {
   if (read_absent()) return {};
   try {
     Params p;
-    if (limit == 0) {
+    p.int8(!q.ascending && q.from == 0 ? INT64_MAX : q.from);
+    if (q.limit == 0) {
       p.null(Type::Int8);  // LIMIT NULL: all
     } else {
-      p.int8(static_cast<std::int64_t>(limit));
+      p.int8(static_cast<std::int64_t>(q.limit));
     }
-    if (name) p.bytes(*name);
+    // The filter is chosen here from fixed text; every value is bound.
+    std::string where;
+    if (q.name) {
+      p.bytes(*q.name);
+      where += "name = $" + std::to_string(p.size()) + " AND ";
+    }
     auto r = conn_->exec(
-        std::string("SELECT id, at, action, name, old_path, new_path, \"user\", host, pid "
-                    "FROM history ") +
-            (name ? "WHERE name = $2 " : "") + "ORDER BY id DESC LIMIT $1",
+        "SELECT id, at, action, name, old_path, new_path, \"user\", host, pid, "
+        "COALESCE(change_set, id), undoes, old_locked, old_lock_reason, new_locked, "
+        "new_lock_reason, old_missing_since, forgot_through, forgot_rows FROM history WHERE " +
+            where +
+            (q.ascending ? "id > $1 ORDER BY id LIMIT $2" : "id < $1 ORDER BY id DESC LIMIT $2"),
         p);
     std::vector<HistoryRecord> out;
     out.reserve(static_cast<std::size_t>(r.rows()));
+    const auto int8_or = [&](int i, int col) -> std::optional<std::int64_t> {
+      if (r.null(i, col)) return std::nullopt;
+      return r.int8(i, col);
+    };
+    const auto bytes_or = [&](int i, int col) -> std::optional<std::string> {
+      if (r.null(i, col)) return std::nullopt;
+      return r.bytes(i, col);
+    };
     for (int i = 0; i < r.rows(); ++i) {
       HistoryRecord h;
       h.id = r.int8(i, 0);
       h.at = r.int8(i, 1);
       h.action = r.bytes(i, 2);
       h.name = r.bytes(i, 3);
-      if (!r.null(i, 4)) h.old_path = r.bytes(i, 4);
-      if (!r.null(i, 5)) h.new_path = r.bytes(i, 5);
+      h.old_path = bytes_or(i, 4);
+      h.new_path = bytes_or(i, 5);
       h.user = r.bytes(i, 6);
       h.host = r.bytes(i, 7);
       h.pid = r.int8(i, 8);
-      out.push_back(std::move(h));
-    }
-    return out;
-  } catch (const pq::Error& e) {
-    fail(e, "read the history of");
-  }
-}
-
-std::vector<HistoryRecord> PostgresStore::history_after(std::int64_t after_id, std::size_t limit) {
-  if (read_absent()) return {};
-  try {
-    auto r = conn_->exec(
-        "SELECT id, at, action, name, old_path, new_path, \"user\", host, pid "
-        "FROM history WHERE id > $1 ORDER BY id LIMIT $2",
-        Params().int8(after_id).int8(static_cast<std::int64_t>(limit)));
-    std::vector<HistoryRecord> out;
-    out.reserve(static_cast<std::size_t>(r.rows()));
-    for (int i = 0; i < r.rows(); ++i) {
-      HistoryRecord h;
-      h.id = r.int8(i, 0);
-      h.at = r.int8(i, 1);
-      h.action = r.bytes(i, 2);
-      h.name = r.bytes(i, 3);
-      if (!r.null(i, 4)) h.old_path = r.bytes(i, 4);
-      if (!r.null(i, 5)) h.new_path = r.bytes(i, 5);
-      h.user = r.bytes(i, 6);
-      h.host = r.bytes(i, 7);
-      h.pid = r.int8(i, 8);
+      h.change_set = r.int8(i, 9);
+      h.undoes = int8_or(i, 10);
+      if (!r.null(i, 11)) h.old_locked = r.boolean(i, 11);
+      h.old_lock_reason = bytes_or(i, 12);
+      if (!r.null(i, 13)) h.new_locked = r.boolean(i, 13);
+      h.new_lock_reason = bytes_or(i, 14);
+      h.old_missing_since = int8_or(i, 15);
+      h.forgot_through = int8_or(i, 16);
+      h.forgot_rows = int8_or(i, 17);
       out.push_back(std::move(h));
     }
     return out;
@@ -654,16 +651,18 @@ void PostgresStore::restore_history(const std::vector<HistoryRecord>& records) {
       host.push_back(&r.host);
     }
     // In the order given, so that ids follow it; a row already there (every
-    // field alike, NULL paths included) is not added twice.
-    conn_->exec(
-        "INSERT INTO history(at, action, name, old_path, new_path, \"user\", host, pid) "
+    // field alike, NULL paths included) is not added twice. Each restored
+    // row is a change set of its own, as rows from before change sets are.
+    auto added = conn_->exec(
+        "WITH added AS (INSERT INTO history(at, action, name, old_path, new_path, \"user\", host, "
+        "pid) "
         "SELECT a, convert_from(ac, 'UTF8'), n, o, p, us, h, pd "
         "FROM unnest($1::int8[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], "
         "$6::bytea[], $7::bytea[], $8::int8[]) WITH ORDINALITY AS c(a, ac, n, o, p, us, h, pd, i) "
         "WHERE NOT EXISTS (SELECT 1 FROM history x WHERE x.name = c.n AND x.at = c.a "
         "AND x.action = convert_from(c.ac, 'UTF8') AND x.old_path IS NOT DISTINCT FROM c.o "
         "AND x.new_path IS NOT DISTINCT FROM c.p AND x.\"user\" = c.us AND x.host = c.h "
-        "AND x.pid = c.pd) ORDER BY i",
+        "AND x.pid = c.pd) ORDER BY i RETURNING id) SELECT min(id), max(id) FROM added",
         Params()
             .int8_array(at)
             .bytea_array(action)
@@ -673,6 +672,12 @@ void PostgresStore::restore_history(const std::vector<HistoryRecord>& records) {
             .bytea_array(user)
             .bytea_array(host)
             .int8_array(pid));
+    // Under the registry's write lock: no other writer adds rows meanwhile.
+    if (!added.null(0, 0)) {
+      conn_->exec(
+          "UPDATE history SET change_set = id WHERE id BETWEEN $1 AND $2 AND change_set IS NULL",
+          Params().int8(added.int8(0, 0)).int8(added.int8(0, 1)));
+    }
   } catch (const pq::Error& e) {
     fail(e, "restore history in");
   }
@@ -726,46 +731,123 @@ void PostgresStore::add_histories(const std::string& action, const std::vector<P
       olds.push_back(c.old_path);
       paths.push_back(c.path);
     }
+    Params p;
+    p.int8(now)
+        .bytes(action, Type::Text)
+        .bytea_array(names_of(changes))
+        .bytea_array(olds)
+        .bytea_array(paths)
+        .bytes(who.user)
+        .bytes(who.host)
+        .int8(current_pid());
+    if (change_set_) {
+      p.int8(*change_set_);
+    } else {
+      p.null(Type::Int8);
+    }
     // In the order given, so that ids follow it.
-    conn_->exec(
-        "INSERT INTO history(at, action, name, old_path, new_path, \"user\", host, pid) "
-        "SELECT $1, $2, n, o, p, $6, $7, $8 "
+    auto r = conn_->exec(
+        "WITH added AS (INSERT INTO history(at, action, name, old_path, new_path, \"user\", "
+        "host, pid, change_set) "
+        "SELECT $1, $2, n, o, p, $6, $7, $8, $9 "
         "FROM unnest($3::bytea[], $4::bytea[], $5::bytea[]) WITH ORDINALITY AS c(n, o, p, i) "
-        "ORDER BY i",
-        Params()
-            .int8(now)
-            .bytes(action, Type::Text)
-            .bytea_array(names_of(changes))
-            .bytea_array(olds)
-            .bytea_array(paths)
-            .bytes(who.user)
-            .bytes(who.host)
-            .int8(current_pid()));
+        "ORDER BY i RETURNING id) SELECT min(id), max(id) FROM added",
+        p);
+    join_change_set(r.int8(0, 0), r.int8(0, 1));
   } catch (const pq::Error& e) {
     fail(e, "record history in");
   }
 }
 
-void PostgresStore::add_history(const std::string& action, const std::string& name,
-                                const std::optional<std::string>& old_path,
-                                const std::optional<std::string>& new_path, Timestamp now) {
+void PostgresStore::join_change_set(std::int64_t first, std::int64_t last) {
+  if (change_set_) return;
+  // Under the registry's write lock: the rows just added are this write's
+  // first, and no other writer adds rows meanwhile.
+  change_set_ = first;
+  conn_->exec("UPDATE history SET change_set = $1 WHERE id BETWEEN $1 AND $2",
+              Params().int8(first).int8(last));
+}
+
+void PostgresStore::add_row(const HistoryRecord& row, Timestamp now) {
   if (absent_) materialize();
   try {
     const Actor& who = actor_base();
-    conn_->exec(
-        "INSERT INTO history(at, action, name, old_path, new_path, \"user\", host, pid) "
-        "VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
-        Params()
-            .int8(now)
-            .bytes(action, Type::Text)
-            .bytes(name)
-            .optional_bytes(old_path ? &*old_path : nullptr)
-            .optional_bytes(new_path ? &*new_path : nullptr)
-            .bytes(who.user)
-            .bytes(who.host)
-            .int8(current_pid()));
+    Params p;
+    p.int8(now)
+        .bytes(row.action, Type::Text)
+        .bytes(row.name)
+        .optional_bytes(row.old_path ? &*row.old_path : nullptr)
+        .optional_bytes(row.new_path ? &*row.new_path : nullptr)
+        .bytes(who.user)
+        .bytes(who.host)
+        .int8(current_pid());
+    const auto int8_or_null = [&](const std::optional<std::int64_t>& v) {
+      if (v) {
+        p.int8(*v);
+      } else {
+        p.null(Type::Int8);
+      }
+    };
+    const auto bool_or_null = [&](const std::optional<bool>& v) {
+      int8_or_null(v ? std::optional<std::int64_t>(*v ? 1 : 0) : std::nullopt);
+    };
+    int8_or_null(change_set_);
+    int8_or_null(row.undoes);
+    bool_or_null(row.old_locked);
+    p.optional_bytes(row.old_lock_reason ? &*row.old_lock_reason : nullptr);
+    bool_or_null(row.new_locked);
+    p.optional_bytes(row.new_lock_reason ? &*row.new_lock_reason : nullptr);
+    int8_or_null(row.old_missing_since);
+    int8_or_null(row.forgot_through);
+    int8_or_null(row.forgot_rows);
+    auto r = conn_->exec(
+        "INSERT INTO history(at, action, name, old_path, new_path, \"user\", host, pid, "
+        "change_set, undoes, old_locked, old_lock_reason, new_locked, new_lock_reason, "
+        "old_missing_since, forgot_through, forgot_rows) "
+        "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::int8 <> 0, $12, $13::int8 <> 0, "
+        "$14, $15, $16, $17) RETURNING id",
+        p);
+    const std::int64_t id = r.int8(0, 0);
+    join_change_set(id, id);
   } catch (const pq::Error& e) {
     fail(e, "record history in");
+  }
+}
+
+void PostgresStore::put_entry(const Entry& entry, Timestamp now) {
+  if (absent_) materialize();
+  try {
+    Params p;
+    p.bytes(entry.name)
+        .bytes(entry.path)
+        .int8(entry.created_at)
+        .int8(now)
+        .int8(entry.locked ? 1 : 0)
+        .bytes(entry.lock_reason);
+    if (entry.missing_since) {
+      p.int8(*entry.missing_since);
+    } else {
+      p.null(Type::Int8);
+    }
+    conn_->exec(
+        "INSERT INTO models(name, path, created_at, updated_at, locked, lock_reason, "
+        "missing_since) VALUES($1, $2, $3, $4, $5::int8 <> 0, $6, $7) "
+        "ON CONFLICT (name) DO UPDATE SET path = excluded.path, "
+        "updated_at = excluded.updated_at, locked = excluded.locked, "
+        "lock_reason = excluded.lock_reason, missing_since = excluded.missing_since",
+        p);
+  } catch (const pq::Error& e) {
+    fail(e, "register a model in");
+  }
+}
+
+std::size_t PostgresStore::forget_history(std::int64_t through) {
+  if (read_absent()) return 0;
+  try {
+    return static_cast<std::size_t>(
+        conn_->exec("DELETE FROM history WHERE id <= $1", Params().int8(through)).affected());
+  } catch (const pq::Error& e) {
+    fail(e, "forget history in");
   }
 }
 

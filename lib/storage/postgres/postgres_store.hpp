@@ -62,9 +62,7 @@ class PostgresStore final : public Store, private Writer {
   std::vector<std::string> model_names() override;
   std::size_t model_count() override;
   std::optional<std::string> setting(const std::string& key) override;
-  std::vector<HistoryRecord> history(const std::optional<std::string>& name,
-                                     std::size_t limit) override;
-  std::vector<HistoryRecord> history_after(std::int64_t after_id, std::size_t limit) override;
+  std::vector<HistoryRecord> history(const HistoryQuery& query) override;
   void begin_change() override {
     if (absent_) materialize();
   }
@@ -76,12 +74,16 @@ class PostgresStore final : public Store, private Writer {
   void set_missing(const Entry& seen, std::optional<Timestamp> value, bool only_if_unset) override;
   void put_setting(const std::string& key, const std::string& value) override;
   bool delete_setting(const std::string& key) override;
-  void add_history(const std::string& action, const std::string& name,
-                   const std::optional<std::string>& old_path,
-                   const std::optional<std::string>& new_path, Timestamp now) override;
+  void add_row(const HistoryRecord& row, Timestamp now) override;
   void add_histories(const std::string& action, const std::vector<PathChange>& changes,
                      Timestamp now) override;
   void restore_history(const std::vector<HistoryRecord>& records) override;
+  std::optional<std::int64_t> change_set() override { return change_set_; }
+  void put_entry(const Entry& entry, Timestamp now) override;
+  std::size_t forget_history(std::int64_t through) override;
+  // After rows with ids first..last were inserted: the first write's rows
+  // make the change set (its id is their first id).
+  void join_change_set(std::int64_t first, std::int64_t last);
 
   // The connection, made (again) when there is none, it was lost, or it
   // was inherited from a parent process. Throws RegistryError kinds.
@@ -115,6 +117,7 @@ class PostgresStore final : public Store, private Writer {
   bool checked_ = false;                    // the schema was checked on conn_
   int depth_ = 0;                           // write() nesting
   const std::string* only_name_ = nullptr;  // WriteMode::only_name of the write in progress
+  std::optional<std::int64_t> change_set_;  // of the write in progress
   // Inside a write() to a registry that did not exist when it began:
   // whether the body has read the empty registry before its first change.
   struct Absent {

@@ -287,6 +287,7 @@ bool SqliteStore::commit_write(const std::function<void(Writer&)>& body, WriteMo
     absent_ = Absent{};
   }
   ++depth_;
+  change_set_.reset();  // one write, one change set
   // A child forked inside `body` (a transaction body runs the caller's
   // code): the transaction and its connection are the parent's, which
   // commits or rolls it back; here they are abandoned untouched.

@@ -56,9 +56,7 @@ class SqliteStore final : public Store, private Writer {
   std::vector<std::string> model_names() override;
   std::size_t model_count() override;
   std::optional<std::string> setting(const std::string& key) override;
-  std::vector<HistoryRecord> history(const std::optional<std::string>& name,
-                                     std::size_t limit) override;
-  std::vector<HistoryRecord> history_after(std::int64_t after_id, std::size_t limit) override;
+  std::vector<HistoryRecord> history(const HistoryQuery& query) override;
   void begin_change() override {
     if (absent_) materialize();
   }
@@ -70,12 +68,15 @@ class SqliteStore final : public Store, private Writer {
   void set_missing(const Entry& seen, std::optional<Timestamp> value, bool only_if_unset) override;
   void put_setting(const std::string& key, const std::string& value) override;
   bool delete_setting(const std::string& key) override;
-  void add_history(const std::string& action, const std::string& name,
-                   const std::optional<std::string>& old_path,
-                   const std::optional<std::string>& new_path, Timestamp now) override;
+  void add_row(const HistoryRecord& row, Timestamp now) override;
   void add_histories(const std::string& action, const std::vector<PathChange>& changes,
                      Timestamp now) override;
   void restore_history(const std::vector<HistoryRecord>& records) override;
+  std::optional<std::int64_t> change_set() override { return change_set_; }
+  void put_entry(const Entry& entry, Timestamp now) override;
+  std::size_t forget_history(std::int64_t through) override;
+  // The change set of this write's rows, chosen before its first row.
+  std::int64_t next_change_set();
   // The text in the first column of `sql`'s first row with ?1 = `key`.
   std::optional<std::string> text_by_key(const char* sql, const std::string& key,
                                          const char* operation);
@@ -130,7 +131,8 @@ class SqliteStore final : public Store, private Writer {
   bool snapshot_ = false;
   off_t snapshot_size_ = 0;
   struct timespec snapshot_mtime_ {};
-  int depth_ = 0;  // write() nesting
+  int depth_ = 0;                           // write() nesting
+  std::optional<std::int64_t> change_set_;  // of the write in progress
   // Inside a write() that has not begun writing: there was no registry file
   // (then whether the body has read the empty registry before its first
   // change), or the registry cannot be written by this process (why).

@@ -1,6 +1,9 @@
 // The SQL of the SQLite backend: every read and write of rows.
 #include <SQLiteCpp/Statement.h>
 
+#include <cstdint>
+#include <type_traits>
+
 #include "storage/actor.hpp"
 #include "storage/fork.hpp"
 #include "storage/sqlite/changes_table.hpp"
@@ -41,6 +44,55 @@ class Use {
  private:
   SQLite::Statement& st_;
 };
+
+constexpr const char* kHistoryColumns =
+    "id, at, action, name, old_path, new_path, user, host, pid, COALESCE(change_set, id), "
+    "undoes, old_locked, old_lock_reason, new_locked, new_lock_reason, old_missing_since, "
+    "forgot_through, forgot_rows";
+
+std::optional<std::int64_t> optional_int(SQLite::Statement& st, int column) {
+  if (st.getColumn(column).isNull()) return std::nullopt;
+  return st.getColumn(column).getInt64();
+}
+
+std::optional<std::string> optional_text(SQLite::Statement& st, int column) {
+  if (st.getColumn(column).isNull()) return std::nullopt;
+  return st.getColumn(column).getString();
+}
+
+HistoryRecord history_from_row(SQLite::Statement& st) {
+  HistoryRecord r;
+  r.id = st.getColumn(0).getInt64();
+  r.at = st.getColumn(1).getInt64();
+  r.action = st.getColumn(2).getString();
+  r.name = st.getColumn(3).getString();
+  r.old_path = optional_text(st, 4);
+  r.new_path = optional_text(st, 5);
+  r.user = st.getColumn(6).getString();
+  r.host = st.getColumn(7).getString();
+  r.pid = st.getColumn(8).getInt64();
+  r.change_set = st.getColumn(9).getInt64();
+  r.undoes = optional_int(st, 10);
+  if (auto v = optional_int(st, 11)) r.old_locked = *v != 0;
+  r.old_lock_reason = optional_text(st, 12);
+  if (auto v = optional_int(st, 13)) r.new_locked = *v != 0;
+  r.new_lock_reason = optional_text(st, 14);
+  r.old_missing_since = optional_int(st, 15);
+  r.forgot_through = optional_int(st, 16);
+  r.forgot_rows = optional_int(st, 17);
+  return r;
+}
+
+template <typename T>
+void bind_optional(SQLite::Statement& st, int index, const std::optional<T>& value) {
+  if (!value) {
+    st.bind(index);
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    st.bindNoCopy(index, *value);
+  } else {
+    st.bind(index, static_cast<std::int64_t>(*value));
+  }
+}
 
 }  // namespace
 
@@ -220,60 +272,29 @@ std::optional<std::string> SqliteStore::setting(const std::string& key) {
   return text_by_key("SELECT value FROM settings WHERE key = ?", key, "read a setting of");
 }
 
-std::vector<HistoryRecord> SqliteStore::history(const std::optional<std::string>& name,
-                                                std::size_t limit) {
+std::vector<HistoryRecord> SqliteStore::history(const HistoryQuery& q) {
   if (read_absent()) return {};
   try {
-    const char* sql =
-        name ? "SELECT id, at, action, name, old_path, new_path, user, host, pid FROM history "
-               "WHERE name = ?1 ORDER BY id DESC LIMIT ?2"
-             : "SELECT id, at, action, name, old_path, new_path, user, host, pid FROM history "
-               "ORDER BY id DESC LIMIT ?2";
-    Use st(conn().prepare(sql));
-    if (name) st->bindNoCopy(1, *name);
-    st->bind(2, limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(limit));
+    // One of a few fixed statements, each using its index: the filter is
+    // chosen here, every value is bound.
+    // Kept statements are known by their text's address: one string each.
+    static const std::vector<std::string> statements = [] {
+      std::vector<std::string> all;
+      for (int variant = 0; variant < 4; ++variant) {
+        std::string sql = std::string("SELECT ") + kHistoryColumns + " FROM history WHERE ";
+        if (variant & 1) sql += "name = ?1 AND ";
+        sql += (variant & 2) ? "id > ?3 ORDER BY id LIMIT ?4" : "id < ?3 ORDER BY id DESC LIMIT ?4";
+        all.push_back(std::move(sql));
+      }
+      return all;
+    }();
+    const int variant = (q.name ? 1 : 0) | (q.ascending ? 2 : 0);
+    Use st(conn().prepare(statements[static_cast<std::size_t>(variant)].c_str()));
+    if (q.name) st->bindNoCopy(1, *q.name);
+    st->bind(3, static_cast<std::int64_t>(!q.ascending && q.from == 0 ? INT64_MAX : q.from));
+    st->bind(4, q.limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(q.limit));
     std::vector<HistoryRecord> out;
-    while (st->executeStep()) {
-      HistoryRecord r;
-      r.id = st->getColumn(0).getInt64();
-      r.at = st->getColumn(1).getInt64();
-      r.action = st->getColumn(2).getString();
-      r.name = st->getColumn(3).getString();
-      if (!st->getColumn(4).isNull()) r.old_path = st->getColumn(4).getString();
-      if (!st->getColumn(5).isNull()) r.new_path = st->getColumn(5).getString();
-      r.user = st->getColumn(6).getString();
-      r.host = st->getColumn(7).getString();
-      r.pid = st->getColumn(8).getInt64();
-      out.push_back(std::move(r));
-    }
-    return out;
-  } catch (const std::exception& e) {
-    fail(e, "read the history of");
-  }
-}
-
-std::vector<HistoryRecord> SqliteStore::history_after(std::int64_t after_id, std::size_t limit) {
-  if (read_absent()) return {};
-  try {
-    Use st(conn().prepare(
-        "SELECT id, at, action, name, old_path, new_path, user, host, pid FROM history "
-        "WHERE id > ?1 ORDER BY id LIMIT ?2"));
-    st->bind(1, static_cast<std::int64_t>(after_id));
-    st->bind(2, static_cast<std::int64_t>(limit));
-    std::vector<HistoryRecord> out;
-    while (st->executeStep()) {
-      HistoryRecord r;
-      r.id = st->getColumn(0).getInt64();
-      r.at = st->getColumn(1).getInt64();
-      r.action = st->getColumn(2).getString();
-      r.name = st->getColumn(3).getString();
-      if (!st->getColumn(4).isNull()) r.old_path = st->getColumn(4).getString();
-      if (!st->getColumn(5).isNull()) r.new_path = st->getColumn(5).getString();
-      r.user = st->getColumn(6).getString();
-      r.host = st->getColumn(7).getString();
-      r.pid = st->getColumn(8).getInt64();
-      out.push_back(std::move(r));
-    }
+    while (st->executeStep()) out.push_back(history_from_row(*st));
     return out;
   } catch (const std::exception& e) {
     fail(e, "read the history of");
@@ -319,9 +340,13 @@ void SqliteStore::restore_history(const std::vector<HistoryRecord>& records) {
   if (absent_) materialize();
   try {
     // IS compares NULL paths as equal; the name index finds the candidates.
+    // Each restored row is a change set of its own, as rows from before
+    // change sets are: its change_set is the id it gets (the largest plus
+    // one, under the write lock).
     Use st(conn().prepare(
-        "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
-        "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (SELECT 1 FROM history "
+        "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid, change_set) "
+        "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT COALESCE(max(id), 0) + 1 FROM history) "
+        "WHERE NOT EXISTS (SELECT 1 FROM history "
         "WHERE name = ?3 AND at = ?1 AND action = ?2 AND old_path IS ?4 AND new_path IS ?5 "
         "AND user = ?6 AND host = ?7 AND pid = ?8)"));
     for (const HistoryRecord& r : records) {
@@ -405,17 +430,23 @@ void SqliteStore::add_histories(const std::string& action, const std::vector<Pat
   if (changes.size() == 1) {
     // One set: the kept statement.
     const auto& c = changes[0];
-    add_history(action, *c.name,
-                c.old_path ? std::optional<std::string>(*c.old_path) : std::nullopt, *c.path, now);
+    HistoryRecord row;
+    row.action = action;
+    row.name = *c.name;
+    if (c.old_path) row.old_path = *c.old_path;
+    row.new_path = *c.path;
+    add_row(row, now);
     return;
   }
   if (absent_) materialize();
   try {
     const Actor& who = actor_base();
+    const std::int64_t change_set = next_change_set();
     const char* sql =
-        "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
-        "SELECT ?2, ?3, name, old_path, path, ?4, ?5, ?6 FROM tfimm_changes(?1)";
+        "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid, change_set) "
+        "SELECT ?2, ?3, name, old_path, path, ?4, ?5, ?6, ?7 FROM tfimm_changes(?1)";
     run_with_changes(conn().db.getHandle(), sql, changes, [&](sqlite3_stmt* st) {
+      sqlite3_bind_int64(st, 7, change_set);
       sqlite3_bind_int64(st, 2, now);
       sqlite3_bind_text(st, 3, action.data(), static_cast<int>(action.size()), SQLITE_STATIC);
       sqlite3_bind_text(st, 4, who.user.data(), static_cast<int>(who.user.size()), SQLITE_STATIC);
@@ -506,34 +537,79 @@ bool SqliteStore::delete_row(const char* sql, const std::string& key,
   }
 }
 
-void SqliteStore::add_history(const std::string& action, const std::string& name,
-                              const std::optional<std::string>& old_path,
-                              const std::optional<std::string>& new_path, Timestamp now) {
+std::int64_t SqliteStore::next_change_set() {
+  if (change_set_) return *change_set_;
+  // Inside the write lock the next row gets the largest id plus one (ids are
+  // never reused: history is forgotten from its start, never its end).
+  Use st(conn().prepare("SELECT COALESCE(max(id), 0) + 1 FROM history"));
+  st->executeStep();
+  change_set_ = st->getColumn(0).getInt64();
+  return *change_set_;
+}
+
+void SqliteStore::add_row(const HistoryRecord& row, Timestamp now) {
   if (absent_) materialize();
   try {
     const Actor& who = actor_base();
-    Use st(
-        conn().prepare("INSERT INTO history(at, action, name, old_path, new_path, user, host, pid) "
-                       "VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+    const std::int64_t change_set = next_change_set();
+    Use st(conn().prepare(
+        "INSERT INTO history(at, action, name, old_path, new_path, user, host, pid, change_set, "
+        "undoes, old_locked, old_lock_reason, new_locked, new_lock_reason, old_missing_since, "
+        "forgot_through, forgot_rows) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"));
     st->bind(1, static_cast<std::int64_t>(now));
-    st->bindNoCopy(2, action);
-    st->bindNoCopy(3, name);
-    if (old_path) {
-      st->bindNoCopy(4, *old_path);
-    } else {
-      st->bind(4);
-    }
-    if (new_path) {
-      st->bindNoCopy(5, *new_path);
-    } else {
-      st->bind(5);
-    }
+    st->bindNoCopy(2, row.action);
+    st->bindNoCopy(3, row.name);
+    bind_optional(*st, 4, row.old_path);
+    bind_optional(*st, 5, row.new_path);
     st->bindNoCopy(6, who.user);
     st->bindNoCopy(7, who.host);
     st->bind(8, static_cast<std::int64_t>(current_pid()));
+    st->bind(9, change_set);
+    bind_optional(*st, 10, row.undoes);
+    bind_optional(*st, 11, row.old_locked);
+    bind_optional(*st, 12, row.old_lock_reason);
+    bind_optional(*st, 13, row.new_locked);
+    bind_optional(*st, 14, row.new_lock_reason);
+    bind_optional(*st, 15, row.old_missing_since);
+    bind_optional(*st, 16, row.forgot_through);
+    bind_optional(*st, 17, row.forgot_rows);
     st->exec();
   } catch (const std::exception& e) {
     fail(e, "record history in");
+  }
+}
+
+void SqliteStore::put_entry(const Entry& entry, Timestamp now) {
+  if (absent_) materialize();
+  try {
+    Use st(conn().prepare(
+        "INSERT INTO models(name, path, created_at, updated_at, locked, lock_reason, "
+        "missing_since) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+        "ON CONFLICT(name) DO UPDATE SET path = excluded.path, updated_at = excluded.updated_at, "
+        "locked = excluded.locked, lock_reason = excluded.lock_reason, "
+        "missing_since = excluded.missing_since"));
+    st->bindNoCopy(1, entry.name);
+    st->bindNoCopy(2, entry.path);
+    st->bind(3, static_cast<std::int64_t>(entry.created_at));
+    st->bind(4, static_cast<std::int64_t>(now));
+    st->bind(5, entry.locked ? 1 : 0);
+    st->bindNoCopy(6, entry.lock_reason);
+    bind_optional(*st, 7, entry.missing_since);
+    st->exec();
+  } catch (const std::exception& e) {
+    fail(e, "register a model in");
+  }
+}
+
+std::size_t SqliteStore::forget_history(std::int64_t through) {
+  if (read_absent()) return 0;
+  try {
+    Use st(conn().prepare("DELETE FROM history WHERE id <= ?1"));
+    st->bind(1, static_cast<std::int64_t>(through));
+    return static_cast<std::size_t>(st->exec());
+  } catch (const std::exception& e) {
+    fail(e, "forget history in");
   }
 }
 
