@@ -252,6 +252,11 @@ UndoReport Registry::undo(std::int64_t id, const UndoOptions& options) {
               target.lock_reason = current->lock_reason;
             }
             target.missing_since = b.missing_since;
+            // Registered again from here, as a set would: the host it is
+            // local to is decided anew unless the path stays.
+            target.local_to = current && current->path == target.path
+                                  ? current->local_to
+                                  : detail::local_to_of(target.path);
             if (current && current->path == target.path && current->locked == target.locked &&
                 current->lock_reason == target.lock_reason) {
               continue;

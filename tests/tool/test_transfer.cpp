@@ -445,12 +445,18 @@ TEST_CASE("an unreadable import file gets one line in plain words with where it 
 
 namespace {
 
-// Every history row but its id, oldest first.
+// Every history row, oldest first, with what an export carries of it:
+// when, what and who, not its id nor what undo needs (a restored row is a
+// record, a change set of its own).
 std::vector<nlohmann::json> history_rows(const Tool& tool) {
   std::vector<nlohmann::json> out;
   for (auto row : tool.json({"history", "--json"})) {
-    row.erase("id");
-    out.insert(out.begin(), row);
+    nlohmann::json kept;
+    for (const char* key :
+         {"at", "action", "name", "old_path", "new_path", "user", "host", "pid"}) {
+      kept[key] = row.at(key);
+    }
+    out.insert(out.begin(), kept);
   }
   return out;
 }

@@ -829,12 +829,14 @@ void PostgresStore::put_entry(const Entry& entry, Timestamp now) {
     } else {
       p.null(Type::Int8);
     }
+    p.bytes(entry.local_to);
     conn_->exec(
         "INSERT INTO models(name, path, created_at, updated_at, locked, lock_reason, "
-        "missing_since) VALUES($1, $2, $3, $4, $5::int8 <> 0, $6, $7) "
+        "missing_since, local_to) VALUES($1, $2, $3, $4, $5::int8 <> 0, $6, $7, $8) "
         "ON CONFLICT (name) DO UPDATE SET path = excluded.path, "
         "updated_at = excluded.updated_at, locked = excluded.locked, "
-        "lock_reason = excluded.lock_reason, missing_since = excluded.missing_since",
+        "lock_reason = excluded.lock_reason, missing_since = excluded.missing_since, "
+        "local_to = excluded.local_to",
         p);
   } catch (const pq::Error& e) {
     fail(e, "register a model in");

@@ -585,10 +585,10 @@ void SqliteStore::put_entry(const Entry& entry, Timestamp now) {
   try {
     Use st(conn().prepare(
         "INSERT INTO models(name, path, created_at, updated_at, locked, lock_reason, "
-        "missing_since) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+        "missing_since, local_to) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
         "ON CONFLICT(name) DO UPDATE SET path = excluded.path, updated_at = excluded.updated_at, "
         "locked = excluded.locked, lock_reason = excluded.lock_reason, "
-        "missing_since = excluded.missing_since"));
+        "missing_since = excluded.missing_since, local_to = excluded.local_to"));
     st->bindNoCopy(1, entry.name);
     st->bindNoCopy(2, entry.path);
     st->bind(3, static_cast<std::int64_t>(entry.created_at));
@@ -596,6 +596,7 @@ void SqliteStore::put_entry(const Entry& entry, Timestamp now) {
     st->bind(5, entry.locked ? 1 : 0);
     st->bindNoCopy(6, entry.lock_reason);
     bind_optional(*st, 7, entry.missing_since);
+    st->bindNoCopy(8, entry.local_to);
     st->exec();
   } catch (const std::exception& e) {
     fail(e, "register a model in");
