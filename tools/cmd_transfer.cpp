@@ -101,8 +101,9 @@ void setup_import(CLI::App& app, Program& program) {
       ->allow_extra_args(false);
   sub->add_flag("-n,--dry-run", options->dry_run, "Show what would change; change nothing");
   sub->footer(
-      "Every record is checked first; then all of it is applied in one transaction,\n"
-      "or nothing is (one bad record refuses the whole file). Without --replace,\n"
+      "All of it is applied in one transaction, or nothing is: one bad record\n"
+      "refuses the whole file, and into a registry that does not exist yet every\n"
+      "record is checked before anything is created. Without --replace,\n"
       "entries not in the file are kept and no lock is removed. --dry-run prints\n"
       "the counts the import would print and only reads the registry.\n\n"
       "Example:\n  tfimm-cache import backup.json --dry-run\n"
