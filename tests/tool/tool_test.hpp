@@ -60,6 +60,10 @@ std::string run_in_terminal(const std::vector<std::string>& argv, const Env& env
 // Whether `text` contains an ANSI escape sequence (colour, cursor control).
 bool has_escape(const std::string& text);
 
+// True, after a warning, in a build under sanitizers, where a program's
+// peak memory is the sanitizer's: a memory test then returns early.
+bool memory_is_sanitizers();
+
 // The lines of `text`, without their newlines.
 std::vector<std::string> lines(const std::string& text);
 
