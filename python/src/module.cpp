@@ -690,12 +690,12 @@ PYBIND11_MODULE(_native, m) {
            })
       .def("audit",
            [](Registry& r, unsigned threads, py::handle progress, bool all_hosts) {
-             return audit_dict(run_checks<tfimm::AuditReport>(
-                 progress, threads, [&](const tfimm::AuditOptions& o) {
-                   auto with = o;
-                   with.all_hosts = all_hosts;
-                   return r.audit(with);
-                 }));
+             return audit_dict(run_checks<tfimm::AuditReport>(progress, threads,
+                                                              [&](const tfimm::AuditOptions& o) {
+                                                                auto with = o;
+                                                                with.all_hosts = all_hosts;
+                                                                return r.audit(with);
+                                                              }));
            })
       .def("check_entries",
            [](Registry& r, unsigned threads, py::handle progress) {

@@ -21,30 +21,6 @@ std::vector<std::string> actions(const nlohmann::json& history) {
   return out;
 }
 
-// Peak resident memory (KiB) of `tfimm-cache --registry FILE ARGS...` run
-// as a child process with its output thrown away.
-long peak_rss_kib(const std::string& file, const std::vector<std::string>& args) {
-  std::vector<std::string> all{TFIMM_TOOL, "--registry", file};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    const int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, 1);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  struct rusage usage {};
-  REQUIRE(::wait4(pid, &status, 0, &usage) == pid);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
-  return usage.ru_maxrss;
-}
-
 // A registry whose history holds `rows` rows of about 120 bytes of text each.
 void make_history(const std::string& file, int rows) {
   tfimm::test::make_dirs(file.substr(0, file.rfind('/')));
@@ -176,8 +152,8 @@ TEST_CASE("history streams: its memory does not grow with the number of rows pri
   make_history(large, 200000);
   for (const auto& format :
        std::vector<std::vector<std::string>>{{"history"}, {"history", "--json"}}) {
-    const long at_small = peak_rss_kib(small, format);
-    const long at_large = peak_rss_kib(large, format);
+    const long at_small = tfimm::tooltest::peak_rss_kib(small, format);
+    const long at_large = tfimm::tooltest::peak_rss_kib(large, format);
     INFO(format.size() << " args: " << at_small << " KiB at 20 000 rows, " << at_large
                        << " KiB at 200 000 rows");
     // Holding the 180 000 more rows would take well over 40 MB.

@@ -591,33 +591,7 @@ TEST_CASE("a bad version-2 file changes nothing: a repeated name or a cut-short 
   CHECK(tool.snapshot() == before);
 }
 
-namespace {
-
-// Runs tfimm-cache ARGS as a child process and returns its peak resident
-// memory in KiB (the ru_maxrss that getrusage(RUSAGE_CHILDREN) reports
-// for it, taken from wait4 for this one child); requires exit 0.
-long peak_kib(const Tool& tool, std::vector<std::string> args) {
-  args.insert(args.begin(), {TFIMM_TOOL, "--registry", tool.registry()});
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    const int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, STDOUT_FILENO);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  struct rusage usage {};
-  REQUIRE(::wait4(pid, &status, 0, &usage) == pid);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
-  return usage.ru_maxrss;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("export and import of 100 000 entries stream: each child stays under 60 MB",
           "[export][import][memory][conformance]") {
@@ -640,11 +614,12 @@ TEST_CASE("export and import of 100 000 entries stream: each child stays under 6
     tfimm::test::write_file(file, text);
   }
   constexpr long kBoundKib = 60 * 1024;
-  CHECK(peak_kib(tool, {"import", file}) < kBoundKib);
+  CHECK(tfimm::tooltest::peak_rss_kib(tool.registry(), {"import", file}) < kBoundKib);
   const std::string out = tool.path("export.json");
-  CHECK(peak_kib(tool, {"export", "--with-history", out}) < kBoundKib);
-  CHECK(peak_kib(tool, {"import", "--replace", out}) < kBoundKib);
-  CHECK(peak_kib(tool, {"import", "--dry-run", out}) < kBoundKib);
+  CHECK(tfimm::tooltest::peak_rss_kib(tool.registry(), {"export", "--with-history", out}) <
+        kBoundKib);
+  CHECK(tfimm::tooltest::peak_rss_kib(tool.registry(), {"import", "--replace", out}) < kBoundKib);
+  CHECK(tfimm::tooltest::peak_rss_kib(tool.registry(), {"import", "--dry-run", out}) < kBoundKib);
   // Read only now: a child forked while this process held the parsed file
   // would count its pages until it exec'd.
   const auto doc = nlohmann::json::parse(tfimm::test::read_file(out));

@@ -1,6 +1,8 @@
 #include "tool_test.hpp"
 
+#include <fcntl.h>
 #include <pty.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +20,27 @@ bool memory_is_sanitizers() {
 #else
   return false;
 #endif
+}
+
+long peak_rss_kib(const std::string& registry, std::vector<std::string> args) {
+  args.insert(args.begin(), {TFIMM_TOOL, "--registry", registry});
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, STDOUT_FILENO);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  REQUIRE(::wait4(pid, &status, 0, &usage) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  return usage.ru_maxrss;
 }
 
 Tool::Tool() : registry_(test::registry_location(ctx_, "state/registry.db")) {}

@@ -64,6 +64,11 @@ bool has_escape(const std::string& text);
 // peak memory is the sanitizer's: a memory test then returns early.
 bool memory_is_sanitizers();
 
+// Runs tfimm-cache --registry REGISTRY ARGS... with its output thrown away
+// and returns its peak resident memory in KiB (ru_maxrss from wait4 for
+// that one child); requires exit 0.
+long peak_rss_kib(const std::string& registry, std::vector<std::string> args);
+
 // The lines of `text`, without their newlines.
 std::vector<std::string> lines(const std::string& text);
 
